@@ -1,0 +1,41 @@
+# churnguard — two commands set everything up on a fresh machine:
+#   make run    create .venv, install pinned dependencies, run the DVC pipeline on synthetic data
+#   make test   same bootstrap, then the test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(abspath $(VENV))/bin
+export PATH := $(BIN):$(PATH)
+export DVC_NO_ANALYTICS := 1
+export MPLBACKEND := Agg
+
+.PHONY: install run test lint bench bench-generate bench-features clean
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), f"churnguard needs Python >= 3.11, found {sys.version.split()[0]} (set PYTHON=python3.11)"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	@touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(BIN)/dvc repro
+	@$(BIN)/churnguard where
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+
+bench-generate: install
+	$(BIN)/python benchmarks/generate.py
+
+bench-features: install
+	$(BIN)/python benchmarks/features.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,3 @@
+"""churnguard: point-in-time churn prediction and retention-action lists."""
+
+__version__ = "0.1.0"

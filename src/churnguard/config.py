@@ -1,0 +1,268 @@
+"""Typed configuration: ``params.yaml`` loaded into frozen pydantic models.
+
+Every stage receives only its own section (plus the shared ``engine`` section
+where it runs SQL). Unknown keys and wrong types fail before any work, with a
+message naming the key, the file and the allowed keys.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from churnguard.errors import ConfigError
+
+CANONICAL_COLUMNS: tuple[str, ...] = (
+    "customer_id",
+    "order_id",
+    "ts",
+    "amount",
+    "quantity",
+    "account_manager",
+    "customer_name",
+    "region",
+    "product_id",
+)
+REQUIRED_COLUMNS: tuple[str, ...] = ("customer_id", "ts", "amount")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EngineParams(_Section):
+    """SQL engine settings shared by every stage that runs SQL."""
+
+    name: Literal["duckdb", "spark"] = "duckdb"
+    memory_limit: str = "2GB"
+    threads: Annotated[int, Field(ge=1)] = 2
+    temp_directory: str = ".tmp/duckdb"
+
+
+class GenerateParams(_Section):
+    """Synthetic purchase-history generator (the embedded default input)."""
+
+    seed: int = 42
+    n_customers: Annotated[int, Field(ge=1)] = 4000
+    start_date: dt.date = dt.date(2022, 1, 1)
+    end_date: dt.date = dt.date(2025, 6, 30)
+    n_managers: Annotated[int, Field(ge=1)] = 6
+    orders_per_year: Annotated[float, Field(gt=0)] = 6.0
+    rate_shape: Annotated[float, Field(gt=0)] = 1.5
+    first_year_churn_share: Annotated[float, Field(gt=0, lt=1)] = 0.35
+    dropout_shape: Annotated[float, Field(gt=0)] = 2.0
+    slowdown_days: Annotated[int, Field(ge=0)] = 90
+    slowdown_floor: Annotated[float, Field(ge=0, le=1)] = 0.35
+    mean_order_value: Annotated[float, Field(gt=0)] = 80.0
+    return_rate: Annotated[float, Field(ge=0, le=1)] = 0.04
+    seasonality_amplitude: Annotated[float, Field(ge=0, lt=1)] = 0.25
+    seasonality_peak_day: Annotated[int, Field(ge=1, le=366)] = 340
+    format: Literal["csv", "parquet"] = "csv"
+    output: str = "data/raw/transactions.csv"
+    truth_output: str = "data/raw/truth.parquet"
+
+    @model_validator(mode="after")
+    def _dates_ordered(self) -> GenerateParams:
+        if self.end_date <= self.start_date:
+            raise ValueError(
+                f"end_date ({self.end_date}) must be after start_date ({self.start_date})"
+            )
+        return self
+
+
+class SourceParams(_Section):
+    """Where raw transactions come from and how to read them."""
+
+    path: str = "data/raw/transactions.csv"
+    format: Literal["auto", "csv", "parquet"] = "auto"
+    delimiter: str = ","
+    header: bool = True
+    quote: str = '"'
+    encoding: Literal["utf-8", "utf-16", "latin-1"] = "utf-8"
+    date_format: str | None = None
+    decimal_separator: Literal[".", ","] = "."
+    thousands_separator: Literal[",", ".", " ", "'"] | None = None
+    columns: dict[str, str] = Field(
+        default_factory=lambda: {c: c for c in CANONICAL_COLUMNS if c != "product_id"}
+    )
+
+    @field_validator("columns")
+    @classmethod
+    def _known_canonical(cls, v: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(v) - set(CANONICAL_COLUMNS))
+        if unknown:
+            raise ValueError(
+                f"unknown canonical column(s) {unknown}; allowed: {list(CANONICAL_COLUMNS)}"
+            )
+        missing = [c for c in REQUIRED_COLUMNS if c not in v]
+        if missing:
+            raise ValueError(f"required canonical column(s) {missing} have no source column")
+        return v
+
+    @model_validator(mode="after")
+    def _separators_differ(self) -> SourceParams:
+        if self.thousands_separator is not None and self.thousands_separator == self.decimal_separator:
+            raise ValueError("thousands_separator and decimal_separator must differ")
+        return self
+
+
+class IngestParams(_Section):
+    source: SourceParams = SourceParams()
+    as_of: dt.date | None = None
+    drop_exact_duplicates: bool = True
+    max_quarantine_share: Annotated[float, Field(ge=0, le=1)] = 0.05
+    default_account_manager: str = "Unassigned"
+    output_dir: str = "data/interim"
+
+
+class FeaturesParams(_Section):
+    """Point-in-time snapshot grid, label horizon and lapsed rule."""
+
+    input: str = "data/interim/transactions.parquet"
+    output_dir: str = "data/features"
+    as_of: dt.date | None = None
+    horizon_days: Annotated[int, Field(ge=1)] = 90
+    cutoff_step_days: Annotated[int, Field(ge=1)] = 30
+    n_cutoffs: Annotated[int, Field(ge=1)] = 8
+    lost_after_days: Annotated[int, Field(ge=1)] = 180
+
+
+class TrainParams(_Section):
+    """LightGBM hyper-parameters, calibration and the registry gate."""
+
+    features_dir: str = "data/features"
+    model_dir: str = "models"
+    seed: int = 7
+    num_leaves: Annotated[int, Field(ge=2)] = 15
+    max_depth: int = 6
+    learning_rate: Annotated[float, Field(gt=0)] = 0.05
+    n_estimators: Annotated[int, Field(ge=1)] = 600
+    min_child_samples: Annotated[int, Field(ge=1)] = 40
+    subsample: Annotated[float, Field(gt=0, le=1)] = 0.8
+    colsample_bytree: Annotated[float, Field(gt=0, le=1)] = 0.8
+    reg_lambda: Annotated[float, Field(ge=0)] = 1.0
+    early_stopping_rounds: Annotated[int, Field(ge=1)] = 50
+    calibration: Literal["auto", "isotonic", "sigmoid"] = "auto"
+    min_rows: Annotated[int, Field(ge=1)] = 200
+    register_model: bool = True
+    registered_model_name: str = "churnguard"
+    gate_tolerance: Annotated[float, Field(ge=0)] = 0.005
+    experiment_name: str = "churnguard"
+
+
+class ActionRule(_Section):
+    """One playbook rule: conditions (all must hold) → action."""
+
+    name: str
+    action: str
+    channel: str
+    owner: Literal["account_manager", "automated"]
+    cost: Annotated[float, Field(ge=0)]
+    save_rate: Annotated[float, Field(ge=0, le=1)]
+    risk_bands: list[Literal["low", "medium", "high"]] | None = None
+    value_tiers: list[Literal["low", "mid", "high"]] | None = None
+    segments: list[str] | None = None
+    lapsed: bool | None = None
+    min_tenure_days: int | None = None
+    max_tenure_days: int | None = None
+    min_recency_days: int | None = None
+    max_recency_days: int | None = None
+    min_recency_to_gap: float | None = None
+    one_time_buyer: bool | None = None
+
+
+class ScoreParams(_Section):
+    """Batch scoring, value, playbook and list sizes."""
+
+    transactions: str = "data/interim/transactions.parquet"
+    model_dir: str = "models"
+    output_root: str = "scores"
+    as_of: dt.date | None = None
+    value_horizon_days: Annotated[int, Field(ge=1)] = 365
+    risk_bands: dict[str, float] = Field(default_factory=lambda: {"medium": 0.3, "high": 0.6})
+    value_tiers: dict[str, float] = Field(default_factory=lambda: {"mid": 0.5, "high": 0.8})
+    manager_capacity_per_week: Annotated[int, Field(ge=0)] = 25
+    automated_channel: str = "email"
+    explain_top: Annotated[int, Field(ge=0)] = 3
+    playbook: list[ActionRule] = Field(default_factory=list)
+
+
+class ReportParams(_Section):
+    active_within_days: Annotated[int, Field(ge=1)] = 180
+
+
+class Params(_Section):
+    """The whole of ``params.yaml``."""
+
+    engine: EngineParams = EngineParams()
+    generate: GenerateParams = GenerateParams()
+    ingest: IngestParams = IngestParams()
+    features: FeaturesParams = FeaturesParams()
+    train: TrainParams = TrainParams()
+    score: ScoreParams = ScoreParams()
+    report: ReportParams = ReportParams()
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Walk ``loc`` through nested models and list the keys allowed at its parent."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        ann = field.annotation
+        # unwrap list[Model] / Model | None
+        for arg in (ann, *getattr(ann, "__args__", ())):
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                current = arg
+                break
+            for sub in getattr(arg, "__args__", ()):
+                if isinstance(sub, type) and issubclass(sub, BaseModel):
+                    current = sub
+                    break
+    return sorted(getattr(current, "model_fields", {}))
+
+
+def format_validation_error(exc: ValidationError, source: str, model: type[BaseModel]) -> str:
+    lines = [f"{source}: invalid configuration"]
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        key = ".".join(str(p) for p in loc) or "(root)"
+        if err["type"] == "extra_forbidden":
+            allowed = _allowed_keys(model, loc)
+            lines.append(f"  - unknown key '{key}'; allowed keys here: {', '.join(allowed)}")
+        else:
+            given = err.get("input")
+            shown = "" if isinstance(given, dict | list) else f" (got {given!r})"
+            lines.append(f"  - key '{key}': {err['msg']}{shown}")
+    return "\n".join(lines)
+
+
+def parse_params(data: dict[str, Any] | None, source: str = "params.yaml") -> Params:
+    """Validate a mapping as :class:`Params`; raise :class:`ConfigError` naming the key."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: top level must be a mapping of sections, got {type(data).__name__}")
+    try:
+        return Params.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source, Params)) from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate ``params.yaml``."""
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"{p}: params file not found (pass --params PATH)")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+    return parse_params(data, str(p))
