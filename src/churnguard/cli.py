@@ -124,6 +124,32 @@ def ingest(
 
 
 @app.command()
+def features(
+    params: ParamsOpt = Path("params.yaml"),
+    describe: Annotated[
+        bool, typer.Option("--describe", help="Print the feature dictionary (Markdown) and exit.")
+    ] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Build point-in-time snapshots (labelled, one per cutoff) and the as-of scoring snapshot."""
+    from churnguard import features as features_mod
+
+    p = _load(params, quiet)
+    if describe:
+        typer.echo(features_mod.describe_markdown(p.features), nl=False)
+        return
+    summary = _run(features_mod.run_features, p.features, p.engine)
+    log.info(
+        "features: %s snapshot rows over %d cutoffs, %s customers at as-of %s → %s",
+        f"{summary['snapshot_rows']:,}",
+        len(summary["cutoffs"]),
+        f"{summary['current_rows']:,}",
+        summary["as_of"],
+        p.features.output_dir,
+    )
+
+
+@app.command()
 def where(params: ParamsOpt = Path("params.yaml")) -> None:
     """Print where the pipeline's outputs are."""
     p = _load(params, quiet=True)
