@@ -149,7 +149,7 @@ NAME_SCRIPTS: tuple[tuple[float, tuple[str, ...], tuple[str, ...]], ...] = (
 def dropout_rate_scale(first_year_churn_share: float, dropout_shape: float) -> float:
     """Gamma rate β such that ``E[exp(-365 μ)] = 1 - first_year_churn_share``."""
     p, s = first_year_churn_share, dropout_shape
-    return 365.0 / ((1.0 - p) ** (-1.0 / s) - 1.0) * 1.3
+    return 365.0 / ((1.0 - p) ** (-1.0 / s) - 1.0)
 
 
 def manager_names(n_managers: int) -> list[str]:
