@@ -6,6 +6,7 @@ Exit codes: 0 ok · 1 internal error · 2 usage or config error · 3 input data 
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from churnguard.config import Params, load_params
-from churnguard.errors import ChurnguardError
+from churnguard.errors import ChurnguardError, ConfigError
 
 app = typer.Typer(
     name="churnguard",
@@ -147,6 +148,156 @@ def features(
         summary["as_of"],
         p.features.output_dir,
     )
+
+
+@app.command()
+def train(
+    params: ParamsOpt = Path("params.yaml"),
+    no_mlflow: Annotated[
+        bool, typer.Option("--no-mlflow", help="Do not log the run to MLflow.")
+    ] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train LightGBM + calibration on rolling snapshots split by cutoff date; fit baselines."""
+    from churnguard import train as train_mod
+
+    p = _load(params, quiet)
+    summary = _run(train_mod.run_train, p.train)
+    log.info(
+        "train: best iteration %d, calibration %s, test cutoff %s → %s",
+        summary["best_iteration"],
+        summary["calibration"],
+        summary["test_cutoff"],
+        p.train.model_dir,
+    )
+    if not no_mlflow:
+        from churnguard import registry
+
+        run_id = _run(
+            registry.log_training_run, p.train, summary, Path(p.ingest.source.path).name
+        )
+        log.info("MLflow run %s logged (experiment %s)", run_id, p.train.experiment_name)
+
+
+@app.command()
+def evaluate(
+    params: ParamsOpt = Path("params.yaml"),
+    no_mlflow: Annotated[
+        bool, typer.Option("--no-mlflow", help="Skip MLflow logging and the registry gate.")
+    ] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Metrics and plots for the model and every baseline on the test cutoff; registry gate."""
+    from churnguard import evaluate as evaluate_mod
+
+    p = _load(params, quiet)
+    metrics = _run(evaluate_mod.run_evaluate, p.evaluate)
+    model = metrics["scorers"]["model"]
+    log.info(
+        "evaluate (test cutoff %s): model ROC-AUC %s, PR-AUC %s, Brier %s",
+        metrics["test_cutoff"],
+        *(f"{model[k]:.4f}" if model.get(k) is not None else "n/a" for k in ("roc_auc", "pr_auc", "brier")),
+    )
+    if not no_mlflow:
+        from churnguard import registry
+
+        decision = _run(registry.gate_and_register, p.train, p.evaluate, metrics)
+        verdict = "[green]promoted to champion[/]" if decision.promote else "[yellow]not promoted[/]"
+        err_console.print(f"registry gate: {verdict}", highlight=False)
+        for reason in decision.reasons:
+            err_console.print(f"  - {reason}", highlight=False, markup=False)
+
+
+@app.command()
+def score(
+    params: ParamsOpt = Path("params.yaml"),
+    as_of: Annotated[
+        str | None,
+        typer.Option(help="Score as of this date (YYYY-MM-DD); default score.as_of, else the last transaction date."),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="Model folder (e.g. models/) or models:/ URI; default models:/<name>@champion."),
+    ] = None,
+    transactions: Annotated[
+        Path | None, typer.Option(help="Canonical transactions Parquet; default score.transactions.")
+    ] = None,
+    output_dir: Annotated[
+        Path | None, typer.Option(help="Write here instead of <score.output_root>/<as_of>/.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Rewrite even when inputs are unchanged.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Score customers into ranked, costed retention-action lists per account manager.
+
+    Idempotent (a re-run with the same inputs is a no-op), atomic (a killed run leaves the
+    previous lists intact) and locked (a second run on the same folder exits with code 5).
+    """
+    import json
+
+    from churnguard import score as score_mod
+
+    p = _load(params, quiet or as_json)
+    day = None
+    if as_of is not None:
+        try:
+            day = dt.date.fromisoformat(as_of)
+        except ValueError:
+            _fail(ConfigError(f"--as-of {as_of!r} is not a date (YYYY-MM-DD)"))
+    summary = _run(
+        score_mod.run_score,
+        p.score,
+        p.features,
+        p.report,
+        p.engine,
+        as_of=day,
+        model=model,
+        registered_name=p.train.registered_model_name,
+        output_dir=output_dir,
+        transactions=transactions,
+        force=force,
+    )
+    if as_json:
+        typer.echo(json.dumps(summary, sort_keys=True, ensure_ascii=False))
+    else:
+        err_console.print(
+            f"lists: {summary['output_dir']}/by_manager/  report: {summary['output_dir']}/report.html "
+            f"({summary['status']})",
+            highlight=False,
+            markup=False,
+        )
+
+
+@report_app.command("crr")
+def report_crr(
+    params: ParamsOpt = Path("params.yaml"),
+    period: Annotated[str, typer.Option(help="month | quarter | year")] = "month",
+    transactions: Annotated[
+        Path | None, typer.Option(help="Canonical transactions Parquet; default score.transactions.")
+    ] = None,
+    output: Annotated[Path | None, typer.Option(help="Also write the table as CSV here.")] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Customer retention rate per period: CRR = (E − N) / S × 100, plus churn rate."""
+    from rich.table import Table
+
+    from churnguard import crr
+
+    p = _load(params, quiet)
+    if period not in ("month", "quarter", "year"):
+        _fail(ConfigError(f"--period must be month, quarter or year, not {period!r}"))
+    tx = transactions or Path(p.score.transactions)
+    table = _run(crr.run_crr, tx, period, p.report, p.engine, output)  # type: ignore[arg-type]
+    out = Table(title=f"Customer retention rate per {period}", caption=table.attrs.get("definition", ""))
+    for col in ("period", "customers_start", "new_customers", "lost_customers", "customers_end", "crr_pct", "churn_rate_pct"):
+        out.add_column(col, justify="right")
+    for row in table.itertuples():
+        out.add_row(
+            str(row.period), f"{row.customers_start:,}", f"{row.new_customers + row.reactivated_customers:,}",
+            f"{row.lost_customers:,}", f"{row.customers_end:,}", f"{row.crr_pct:.2f}", f"{row.churn_rate_pct:.2f}",
+        )
+    Console().print(out)
 
 
 @app.command()

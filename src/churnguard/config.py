@@ -128,7 +128,7 @@ class FeaturesParams(_Section):
     horizon_days: Annotated[int, Field(ge=1)] = 90
     cutoff_step_days: Annotated[int, Field(ge=1)] = 30
     n_cutoffs: Annotated[int, Field(ge=1)] = 8
-    lost_after_days: Annotated[int, Field(ge=1)] = 180
+    lost_after_days: Annotated[int, Field(ge=1)] = 365
 
 
 class TrainParams(_Section):
@@ -154,6 +154,20 @@ class TrainParams(_Section):
     experiment_name: str = "churnguard"
 
 
+class EvaluateParams(_Section):
+    """Metrics, slices and plots on the test cutoff (model and baselines side by side)."""
+
+    model_dir: str = "models"
+    list_sizes: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [50, 100, 250, 500])
+    contact_cost: Annotated[float, Field(ge=0)] = 10.0
+    save_rate: Annotated[float, Field(ge=0, le=1)] = 0.25
+    value_horizon_days: Annotated[int, Field(ge=1)] = 365
+    calibration_bins: Annotated[int, Field(ge=2)] = 10
+    tenure_bands_days: list[Annotated[int, Field(ge=1)]] = Field(
+        default_factory=lambda: [90, 365, 730]
+    )
+
+
 class ActionRule(_Section):
     """One playbook rule: conditions (all must hold) → action."""
 
@@ -175,20 +189,64 @@ class ActionRule(_Section):
     one_time_buyer: bool | None = None
 
 
+class RiskBands(_Section):
+    """P(churn) thresholds: below ``medium`` is low risk, at or above ``high`` is high risk."""
+
+    medium: Annotated[float, Field(gt=0, lt=1)] = 0.3
+    high: Annotated[float, Field(gt=0, lt=1)] = 0.6
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RiskBands:
+        if self.medium >= self.high:
+            raise ValueError(f"medium ({self.medium}) must be below high ({self.high})")
+        return self
+
+
+class ValueTiers(_Section):
+    """Quantiles of value-if-retained among scored customers: ≥ ``high`` is high value."""
+
+    mid: Annotated[float, Field(gt=0, lt=1)] = 0.5
+    high: Annotated[float, Field(gt=0, lt=1)] = 0.8
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ValueTiers:
+        if self.mid >= self.high:
+            raise ValueError(f"mid ({self.mid}) must be below high ({self.high})")
+        return self
+
+
+class OverflowAction(_Section):
+    """What customers get when their manager's weekly capacity for manual actions is full."""
+
+    name: str = "overflow_email"
+    action: str = "Personal email in the manager's name asking for feedback (sent automatically)"
+    channel: str = "email"
+    cost: Annotated[float, Field(ge=0)] = 1.0
+    save_rate: Annotated[float, Field(ge=0, le=1)] = 0.06
+
+
 class ScoreParams(_Section):
     """Batch scoring, value, playbook and list sizes."""
 
     transactions: str = "data/interim/transactions.parquet"
-    model_dir: str = "models"
     output_root: str = "scores"
     as_of: dt.date | None = None
     value_horizon_days: Annotated[int, Field(ge=1)] = 365
-    risk_bands: dict[str, float] = Field(default_factory=lambda: {"medium": 0.3, "high": 0.6})
-    value_tiers: dict[str, float] = Field(default_factory=lambda: {"mid": 0.5, "high": 0.8})
+    risk_bands: RiskBands = RiskBands()
+    value_tiers: ValueTiers = ValueTiers()
     manager_capacity_per_week: Annotated[int, Field(ge=0)] = 25
-    automated_channel: str = "email"
-    explain_top: Annotated[int, Field(ge=0)] = 3
+    overflow: OverflowAction = OverflowAction()
+    explain_top: Annotated[int, Field(ge=0, le=10)] = 3
     playbook: list[ActionRule] = Field(default_factory=list)
+
+    @field_validator("playbook")
+    @classmethod
+    def _unique_names(cls, v: list[ActionRule]) -> list[ActionRule]:
+        names = [r.name for r in v]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"playbook rule names must be unique; repeated: {dup}")
+        return v
 
 
 class ReportParams(_Section):
@@ -203,6 +261,7 @@ class Params(_Section):
     ingest: IngestParams = IngestParams()
     features: FeaturesParams = FeaturesParams()
     train: TrainParams = TrainParams()
+    evaluate: EvaluateParams = EvaluateParams()
     score: ScoreParams = ScoreParams()
     report: ReportParams = ReportParams()
 

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import tempfile
 import unicodedata
 from collections.abc import Iterator
@@ -84,16 +85,17 @@ def file_md5(path: str | Path, chunk: int = 1 << 20) -> str:
 
 @contextlib.contextmanager
 def folder_lock(folder: str | Path) -> Iterator[Path]:
-    """Hold an exclusive, non-blocking lock on ``folder``; raise :class:`LockedError` if taken.
+    """Hold an exclusive, non-blocking lock for writing ``folder``; raise :class:`LockedError` if taken.
 
-    Uses ``flock`` on ``folder/.lock``: the OS releases it when the process dies, so a
-    killed run never leaves a stale lock behind.
+    The lock is ``flock`` on ``.<folder name>.lock`` beside the folder (the folder itself is
+    swapped whole on success). The OS releases it when the process dies, so a killed run
+    never leaves a stale lock behind.
     """
     import fcntl
 
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    lock_path = folder / ".lock"
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = folder.parent / f".{folder.name}.lock"
     fh = open(lock_path, "a+")  # noqa: SIM115 - held for the duration of the context
     try:
         try:
@@ -102,8 +104,8 @@ def folder_lock(folder: str | Path) -> Iterator[Path]:
             fh.seek(0)
             holder = fh.read().strip() or "another process"
             raise LockedError(
-                f"{folder} is locked by {holder}; another run is writing there. "
-                "Wait for it to finish (the lock is released when it exits)."
+                f"{folder} is being written by {holder}; this run stops without touching it. "
+                "Retry when that run has finished (the lock is released when it exits)."
             ) from None
         fh.seek(0)
         fh.truncate()
@@ -112,6 +114,43 @@ def folder_lock(folder: str | Path) -> Iterator[Path]:
         yield lock_path
     finally:
         fh.close()
+
+
+def backup_name(folder: Path) -> Path:
+    return folder.parent / f".{folder.name}.previous"
+
+
+def restore_interrupted_swap(folder: str | Path) -> bool:
+    """If a run died between the two renames of :func:`replace_dir`, put the old folder back."""
+    folder = Path(folder)
+    backup = backup_name(folder)
+    if backup.exists() and not folder.exists():
+        os.replace(backup, folder)
+        return True
+    if backup.exists():
+        shutil.rmtree(backup)
+    return False
+
+
+def replace_dir(staging: str | Path, final: str | Path) -> None:
+    """Swap a fully written ``staging`` folder into ``final``.
+
+    Every file in ``staging`` is fsynced first. ``final`` is moved aside, ``staging`` renamed
+    into place, and the old folder removed; a crash between the two renames is undone by
+    :func:`restore_interrupted_swap` on the next run (under the same lock).
+    """
+    staging, final = Path(staging), Path(final)
+    for path in sorted(staging.rglob("*")):
+        if path.is_file():
+            with open(path, "rb") as fh:
+                os.fsync(fh.fileno())
+    backup = backup_name(final)
+    if final.exists():
+        os.replace(final, backup)
+    os.replace(staging, final)
+    _fsync_dir(final.parent)
+    if backup.exists():
+        shutil.rmtree(backup)
 
 
 def neutralise_cell(value: str) -> str:

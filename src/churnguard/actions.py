@@ -1,0 +1,138 @@
+"""Retention actions: risk bands, value tiers, the playbook, net benefit and capacity.
+
+expected_net_benefit = p_churn × value_if_retained × save_rate − cost
+
+Rules are tried in ``score.playbook`` order; the first rule whose conditions all hold
+gives the customer's action. A customer whose best action has a net benefit ≤ 0 gets no
+action. Manual actions (owner ``account_manager``) are capped per manager by
+``score.manager_capacity_per_week`` in net-benefit order; the overflow goes to the
+automated ``score.overflow`` action when that still pays, otherwise to no action.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from churnguard.config import ActionRule, OverflowAction, RiskBands, ScoreParams, ValueTiers
+
+RISK_ORDER = {"low": 0, "medium": 1, "high": 2}
+NO_ACTION = "none"
+
+
+def risk_band(p_churn: pd.Series, bands: RiskBands) -> pd.Series:
+    p = p_churn.astype(float)
+    out = np.where(p >= bands.high, "high", np.where(p >= bands.medium, "medium", "low"))
+    return pd.Series(out, index=p_churn.index, name="risk_band")
+
+
+def value_tier(value: pd.Series, tiers: ValueTiers) -> pd.Series:
+    """Tiers from quantiles of value among the scored customers (adapts to the business)."""
+    v = value.astype(float)
+    if v.empty:
+        return pd.Series([], dtype=object, name="value_tier")
+    hi, mid = v.quantile(tiers.high), v.quantile(tiers.mid)
+    out = np.where(v >= hi, "high", np.where(v >= mid, "mid", "low"))
+    return pd.Series(out, index=value.index, name="value_tier")
+
+
+def rule_mask(rule: ActionRule, frame: pd.DataFrame) -> pd.Series:
+    """Rows of ``frame`` where every condition of ``rule`` holds (unset conditions hold)."""
+    m = pd.Series(True, index=frame.index)
+    if rule.risk_bands is not None:
+        m &= frame["risk_band"].isin(rule.risk_bands)
+    if rule.value_tiers is not None:
+        m &= frame["value_tier"].isin(rule.value_tiers)
+    if rule.segments is not None:
+        m &= frame["rfm_segment"].isin(rule.segments)
+    if rule.lapsed is not None:
+        m &= frame["lapsed"].astype(bool) == rule.lapsed
+    if rule.one_time_buyer is not None:
+        m &= frame["one_time_buyer"].astype(bool) == rule.one_time_buyer
+    if rule.min_tenure_days is not None:
+        m &= frame["tenure_days"] >= rule.min_tenure_days
+    if rule.max_tenure_days is not None:
+        m &= frame["tenure_days"] <= rule.max_tenure_days
+    if rule.min_recency_days is not None:
+        m &= frame["recency_days"] >= rule.min_recency_days
+    if rule.max_recency_days is not None:
+        m &= frame["recency_days"] <= rule.max_recency_days
+    if rule.min_recency_to_gap is not None:
+        m &= frame["recency_to_gap"].fillna(-np.inf) >= rule.min_recency_to_gap
+    return m
+
+
+def match_playbook(frame: pd.DataFrame, playbook: list[ActionRule]) -> pd.Series:
+    """Name of the first matching rule per row (``none`` when no rule matches)."""
+    chosen = pd.Series(NO_ACTION, index=frame.index, name="rule")
+    free = pd.Series(True, index=frame.index)
+    for rule in playbook:
+        hit = free & rule_mask(rule, frame)
+        chosen[hit] = rule.name
+        free &= ~hit
+    return chosen
+
+
+def _apply(frame: pd.DataFrame, idx: pd.Index, rule: ActionRule | OverflowAction, owner: str) -> None:
+    frame.loc[idx, "rule"] = rule.name
+    frame.loc[idx, "action"] = rule.action
+    frame.loc[idx, "channel"] = rule.channel
+    frame.loc[idx, "owner"] = owner
+    frame.loc[idx, "action_cost"] = rule.cost
+    frame.loc[idx, "save_rate"] = rule.save_rate
+    frame.loc[idx, "expected_net_benefit"] = (
+        frame.loc[idx, "p_churn"] * frame.loc[idx, "value_if_retained"] * rule.save_rate - rule.cost
+    ).round(2)
+
+
+def assign_actions(scored: pd.DataFrame, params: ScoreParams) -> pd.DataFrame:
+    """Add rule, action, channel, owner, cost, save rate, net benefit and list rank columns.
+
+    ``scored`` needs p_churn, value_if_retained, risk_band, value_tier, account_manager and
+    the snapshot columns the rules look at. Returns a new frame sorted by manager, then by
+    net benefit (best first); ``on_list`` marks customers with a positive-benefit action.
+    """
+    out = scored.copy()
+    for col, default in (
+        ("rule", NO_ACTION),
+        ("action", ""),
+        ("channel", ""),
+        ("owner", ""),
+        ("action_cost", 0.0),
+        ("save_rate", 0.0),
+        ("expected_net_benefit", 0.0),
+    ):
+        out[col] = default
+    chosen = match_playbook(out, params.playbook)
+    for rule in params.playbook:
+        idx = out.index[chosen == rule.name]
+        if len(idx):
+            _apply(out, idx, rule, rule.owner)
+    out.loc[out["expected_net_benefit"] <= 0, ["rule", "action", "channel", "owner"]] = [NO_ACTION, "", "", ""]
+    out.loc[out["rule"] == NO_ACTION, ["action_cost", "save_rate", "expected_net_benefit"]] = 0.0
+
+    # capacity: each manager keeps the best `capacity` manual actions; the rest overflow
+    manual = out[out["owner"] == "account_manager"].sort_values(
+        ["account_manager", "expected_net_benefit", "customer_id"],
+        ascending=[True, False, True],
+        kind="stable",
+    )
+    rank_in_manager = manual.groupby("account_manager", sort=False).cumcount()
+    overflow_idx = rank_in_manager.index[rank_in_manager >= params.manager_capacity_per_week]
+    out["overflowed"] = False
+    if len(overflow_idx):
+        _apply(out, overflow_idx, params.overflow, "automated")
+        out.loc[overflow_idx, "overflowed"] = True
+        lost = overflow_idx[out.loc[overflow_idx, "expected_net_benefit"] <= 0]
+        out.loc[lost, ["rule", "action", "channel", "owner"]] = [NO_ACTION, "", "", ""]
+        out.loc[lost, ["action_cost", "save_rate", "expected_net_benefit"]] = 0.0
+
+    out["on_list"] = out["rule"] != NO_ACTION
+    out = out.sort_values(
+        ["account_manager", "on_list", "expected_net_benefit", "p_churn", "customer_id"],
+        ascending=[True, False, False, False, True],
+        kind="stable",
+    )
+    out["rank"] = out.groupby("account_manager", sort=False).cumcount() + 1
+    out.loc[~out["on_list"], "rank"] = 0
+    return out.reset_index(drop=True)

@@ -1,0 +1,654 @@
+"""Evaluate the model and the baselines side by side on the test cutoff.
+
+Pure metric functions (ranking, calibration, lift, profit, slices) plus
+:func:`run_evaluate`, which reads ``<model_dir>/eval/predictions.parquet`` (written by
+train), and writes ``metrics.json``, wide plot tables for DVC and PNG figures for MLflow.
+
+Ranking metrics that depend on a list cut (lift, precision at k, gain, profit) treat tied
+scores as one block and report the expected value when only part of the block fits in
+the list (ties broken uniformly at random, in expectation). That is deterministic and
+does not depend on row order, which matters for the 0/1 recency rule, where almost every
+customer is tied with thousands of others.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import (
+    average_precision_score,
+    precision_recall_curve,
+    roc_auc_score,
+    roc_curve,
+)
+
+from churnguard.config import EvaluateParams
+from churnguard.errors import ConfigError, DataError
+from churnguard.io import atomic_path, write_json_atomic, write_text_atomic
+from churnguard.value import value_if_retained
+
+log = logging.getLogger(__name__)
+
+PREFIX = "p_"
+PREFERRED_ORDER = ("model", "model_raw", "logreg", "rfm", "recency_rank", "recency_rule")
+REQUIRED_COLUMNS = (
+    "split",
+    "cutoff_date",
+    "customer_id",
+    "churned",
+    "rfm_segment",
+    "tenure_days",
+    "recency_days",
+    "monetary_total",
+)
+TEST_SPLIT = "test"
+EPS = 1e-6
+DECIMALS = 6
+FLOAT_FORMAT = "%.6f"
+GRID_POINTS = 101
+PROFIT_GRID_POINTS = 201
+PLOT_FILES = ("roc", "pr", "calibration", "gain", "profit")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _arrays(y: Any, p: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a 0/1 label and probabilities in [0, 1] of the same, non-zero length."""
+    yy = np.asarray(y, dtype=float).ravel()
+    pp = np.asarray(p, dtype=float).ravel()
+    if yy.shape != pp.shape:
+        raise ValueError(f"y has {yy.size} values but p has {pp.size}")
+    if yy.size == 0:
+        raise ValueError("no rows to evaluate")
+    if not np.isin(yy, (0.0, 1.0)).all():
+        raise ValueError("y must be 0/1 without missing values")
+    if not np.isfinite(pp).all() or pp.min() < 0.0 or pp.max() > 1.0:
+        raise ValueError("p must be probabilities in [0, 1] without missing values")
+    return yy.astype(int), pp
+
+
+def _two_classes(y: np.ndarray) -> bool:
+    return 0 < int(y.sum()) < y.size
+
+
+def _cumulative(p: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Knots of k ↦ expected Σ w over the top-k by p, ties spread evenly within their block.
+
+    Returns (k at block boundaries, cumulative w there); the curve is linear between knots,
+    so ``np.interp(k, *knots)`` gives the expected sum for any (even fractional) k.
+    """
+    order = np.argsort(-p, kind="stable")
+    ps, ws = p[order], w[order]
+    cum = np.concatenate([[0.0], np.cumsum(ws, dtype=float)])
+    starts = np.flatnonzero(np.diff(ps) != 0) + 1
+    bounds = np.concatenate([[0], starts, [p.size]])
+    return bounds.astype(float), cum[bounds]
+
+
+def _captured(p: np.ndarray, w: np.ndarray, k: Any) -> np.ndarray:
+    kx, cx = _cumulative(p, w)
+    return np.interp(np.asarray(k, dtype=float), kx, cx)
+
+
+def _bin_index(p: np.ndarray, bins: int) -> np.ndarray:
+    return np.clip(np.floor(p * bins).astype(int), 0, bins - 1)
+
+
+def _clean(obj: Any) -> Any:
+    """JSON-ready copy: floats rounded, NaN/inf → None, numpy scalars → Python, -0.0 → 0.0."""
+    if isinstance(obj, Mapping):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, bool | np.bool_):
+        return bool(obj)
+    if isinstance(obj, int | np.integer):
+        return int(obj)
+    if isinstance(obj, float | np.floating):
+        x = float(obj)
+        return None if not math.isfinite(x) else round(x, DECIMALS) + 0.0
+    return obj
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def top_k_size(n: int, share: float = 0.1) -> int:
+    """List size for the top ``share`` of ``n`` customers (at least 1; 10 % of 25 → 3)."""
+    return max(1, math.ceil(round(n * share, 9)))
+
+
+def expected_calibration_error(y: Any, p: Any, bins: int = 10) -> float:
+    """Σ_b (n_b / n) × |mean p_b − churn rate_b| over ``bins`` equal-width bins of p."""
+    yy, pp = _arrays(y, p)
+    idx = _bin_index(pp, bins)
+    count = np.bincount(idx, minlength=bins).astype(float)
+    gap = np.abs(
+        np.bincount(idx, weights=pp, minlength=bins) - np.bincount(idx, weights=yy, minlength=bins)
+    )
+    return float(gap.sum() / count.sum())
+
+
+def lift_at(y: Any, p: Any, share: float = 0.1) -> float | None:
+    """Churn rate in the top ``share`` by p divided by the base rate (None without churners)."""
+    yy, pp = _arrays(y, p)
+    base = yy.mean()
+    if base == 0:
+        return None
+    k = top_k_size(yy.size, share)
+    return float(_captured(pp, yy.astype(float), k) / k / base)
+
+
+def binary_metrics(y: Any, p: Any, bins: int = 10) -> dict[str, float | int | None]:
+    """Ranking, calibration and lift metrics of churn probabilities ``p`` against 0/1 ``y``.
+
+    roc_auc and pr_auc are None when ``y`` has a single class; lift_top10 is None without
+    churners. log_loss clips p to [1e-6, 1 − 1e-6].
+    """
+    yy, pp = _arrays(y, p)
+    two = _two_classes(yy)
+    clipped = np.clip(pp, EPS, 1 - EPS)
+    log_loss = -np.mean(yy * np.log(clipped) + (1 - yy) * np.log(1 - clipped))
+    return {
+        "roc_auc": float(roc_auc_score(yy, pp)) if two else None,
+        "pr_auc": float(average_precision_score(yy, pp)) if two else None,
+        "brier": float(np.mean((pp - yy) ** 2)),
+        "log_loss": float(log_loss),
+        "ece": expected_calibration_error(yy, pp, bins),
+        "lift_top10": lift_at(yy, pp, 0.1),
+        "base_rate": float(yy.mean()),
+        "n": int(yy.size),
+        "positives": int(yy.sum()),
+    }
+
+
+def precision_at_k(y: Any, p: Any, ks: Iterable[int]) -> dict[int, float]:
+    """Churn rate among the top-k by p, for each requested k (k capped at n; key as asked)."""
+    yy, pp = _arrays(y, p)
+    out: dict[int, float] = {}
+    for k in ks:
+        if k < 1:
+            raise ValueError(f"list size must be at least 1, got {k}")
+        kk = min(int(k), yy.size)
+        out[int(k)] = float(_captured(pp, yy.astype(float), kk) / kk)
+    return out
+
+
+def _profit(
+    y: np.ndarray, p: np.ndarray, value: np.ndarray, cost: float, save_rate: float, k: Any
+) -> np.ndarray:
+    k = np.asarray(k, dtype=float)
+    return save_rate * _captured(p, y * value, k) - k * cost
+
+
+def _profit_inputs(
+    y: Any, p: Any, value: Any, cost: float, save_rate: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    yy, pp = _arrays(y, p)
+    vv = np.asarray(value, dtype=float).ravel()
+    if vv.shape != yy.shape:
+        raise ValueError(f"value has {vv.size} entries but y has {yy.size}")
+    if not np.isfinite(vv).all():
+        raise ValueError("value must be finite (no missing values)")
+    if cost < 0 or not 0 <= save_rate <= 1:
+        raise ValueError("cost must be ≥ 0 and save_rate in [0, 1]")
+    return yy.astype(float), pp, vv
+
+
+def best_profit(
+    y: Any, p: Any, value: Any, cost: float, save_rate: float
+) -> dict[str, float | int]:
+    """The most profitable list size: contact the top-k by p (smallest k among equal best)."""
+    yy, pp, vv = _profit_inputs(y, p, value, cost, save_rate)
+    ks = np.arange(yy.size + 1)
+    profit = _profit(yy, pp, vv, cost, save_rate, ks)
+    best = int(np.argmax(profit))
+    return {"k": best, "profit": float(profit[best]), "share_contacted": best / yy.size}
+
+
+def profit_curve(
+    y: Any,
+    p: Any,
+    value: Any,
+    cost: float,
+    save_rate: float,
+    grid_points: int | None = None,
+) -> pd.DataFrame:
+    """Profit of contacting the top-k by p: Σ_top-k y·value·save_rate − k·cost.
+
+    k runs over 0..n, or over about ``grid_points`` evenly spaced sizes plus the best one.
+    Inside a block of tied scores the profit is the expectation over tie order.
+    """
+    yy, pp, vv = _profit_inputs(y, p, value, cost, save_rate)
+    n = yy.size
+    if grid_points is None or grid_points > n:
+        ks = np.arange(n + 1)
+    else:
+        best = best_profit(yy, pp, vv, cost, save_rate)["k"]
+        ks = np.union1d(_int_grid(n, grid_points), [best])
+    return pd.DataFrame({"k": ks.astype(int), "profit": _profit(yy, pp, vv, cost, save_rate, ks)})
+
+
+def _int_grid(n: int, points: int) -> np.ndarray:
+    return np.unique(np.round(np.linspace(0, n, max(points, 2))).astype(int))
+
+
+# --------------------------------------------------------------------------- slices
+
+
+def tenure_band_labels(bands_days: Sequence[int]) -> list[str]:
+    """Labels for tenure bands: [90, 365] → ['<90d', '90–365d', '≥365d']."""
+    bands = list(bands_days)
+    if any(b <= a for a, b in zip(bands, bands[1:], strict=False)):
+        raise ConfigError(
+            f"evaluate.tenure_bands_days must be strictly increasing, got {bands} "
+            "(e.g. [90, 365, 730])"
+        )
+    if not bands:
+        return ["all"]
+    labels = [f"<{bands[0]}d"]
+    labels += [f"{a}–{b}d" for a, b in zip(bands, bands[1:], strict=False)]
+    labels.append(f"≥{bands[-1]}d")
+    return labels
+
+
+def tenure_band(tenure_days: Any, bands_days: Sequence[int]) -> np.ndarray:
+    """Band label per customer (``unknown`` where tenure is missing)."""
+    labels = np.asarray(tenure_band_labels(bands_days), dtype=object)
+    tenure = pd.to_numeric(pd.Series(tenure_days), errors="coerce").to_numpy(
+        dtype=float, na_value=np.nan
+    )
+    idx = np.searchsorted(np.asarray(list(bands_days), dtype=float), tenure, side="right")
+    out = labels[np.clip(idx, 0, len(labels) - 1)]
+    out[np.isnan(tenure)] = "unknown"
+    return out
+
+
+def slice_metrics(
+    y: Any,
+    scores: Mapping[str, Any],
+    groups: Any,
+    order: Sequence[str] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Per slice: n, base_rate and, per scorer, roc_auc / pr_auc / brier.
+
+    AUCs are None in a single-class slice; slices listed in ``order`` but empty report
+    n = 0 and None elsewhere (so metric keys stay stable across runs).
+    """
+    yy = np.asarray(y, dtype=float).ravel()
+    labels = pd.Series(groups).astype(object).where(pd.Series(groups).notna(), "unknown")
+    labels = labels.astype(str).to_numpy()
+    if labels.size != yy.size:
+        raise ValueError(f"groups has {labels.size} entries but y has {yy.size}")
+    names = list(order) if order is not None else []
+    names += sorted(set(labels) - set(names))
+    out: dict[str, dict[str, Any]] = {}
+    for name in names:
+        mask = labels == name
+        if not mask.any():
+            out[name] = {
+                "n": 0,
+                "base_rate": None,
+                "scorers": {s: {"roc_auc": None, "pr_auc": None, "brier": None} for s in scores},
+            }
+            continue
+        ys = yy[mask]
+        per: dict[str, Any] = {}
+        for scorer, p in scores.items():
+            m = binary_metrics(ys, np.asarray(p, dtype=float)[mask])
+            per[scorer] = {k: m[k] for k in ("roc_auc", "pr_auc", "brier")}
+        out[name] = {"n": int(mask.sum()), "base_rate": float(ys.mean()), "scorers": per}
+    return out
+
+
+# --------------------------------------------------------------------------- plot tables
+
+
+def _grid() -> np.ndarray:
+    return np.arange(GRID_POINTS) / (GRID_POINTS - 1)
+
+
+def roc_table(y: Any, scores: Mapping[str, Any]) -> pd.DataFrame:
+    """TPR of each scorer on a 101-point FPR grid (upper value at a vertical step)."""
+    grid = _grid()
+    out = pd.DataFrame({"fpr": grid})
+    for name, p in scores.items():
+        yy, pp = _arrays(y, p)
+        if not _two_classes(yy):
+            out[f"tpr_{name}"] = np.nan
+            continue
+        fpr, tpr, _ = roc_curve(yy, pp, drop_intermediate=False)
+        ux, first = np.unique(fpr, return_index=True)
+        lo = tpr[first]  # lowest tpr reached at each fpr (curve enters)
+        hi = np.maximum.reduceat(tpr, first)  # highest tpr at that fpr (curve leaves)
+        i = np.clip(np.searchsorted(ux, grid + 1e-12, side="right") - 1, 0, ux.size - 1)
+        j = np.minimum(i + 1, ux.size - 1)
+        on_knot = np.abs(grid - ux[i]) <= 1e-12
+        span = np.where(j > i, ux[j] - ux[i], 1.0)
+        t = np.clip((grid - ux[i]) / span, 0.0, 1.0)
+        out[f"tpr_{name}"] = np.where(on_knot, hi[i], hi[i] + t * (lo[j] - hi[i]))
+    return out
+
+
+def pr_table(y: Any, scores: Mapping[str, Any]) -> pd.DataFrame:
+    """Interpolated precision (max precision at recall ≥ r) on a 101-point recall grid."""
+    grid = _grid()
+    out = pd.DataFrame({"recall": grid})
+    for name, p in scores.items():
+        yy, pp = _arrays(y, p)
+        if not _two_classes(yy):
+            out[f"precision_{name}"] = np.nan
+            continue
+        precision, recall, _ = precision_recall_curve(yy, pp)
+        precision, recall = precision[:-1], recall[:-1]  # drop the artificial (0, 1) end point
+        order = np.argsort(recall, kind="stable")
+        rs, ps = recall[order], precision[order]
+        suffix_max = np.maximum.accumulate(ps[::-1])[::-1]
+        idx = np.searchsorted(rs, grid - 1e-12, side="left")
+        vals = np.where(idx < rs.size, suffix_max[np.minimum(idx, rs.size - 1)], np.nan)
+        out[f"precision_{name}"] = vals
+    return out
+
+
+def calibration_table(y: Any, scores: Mapping[str, Any], bins: int = 10) -> pd.DataFrame:
+    """Observed churn rate per equal-width bin of predicted p (NaN where the bin is empty)."""
+    mids = (np.arange(bins) + 0.5) / bins
+    out = pd.DataFrame({"bin_mid": mids, "perfect": mids})
+    for name, p in scores.items():
+        yy, pp = _arrays(y, p)
+        idx = _bin_index(pp, bins)
+        count = np.bincount(idx, minlength=bins).astype(float)
+        churned = np.bincount(idx, weights=yy.astype(float), minlength=bins)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[f"observed_{name}"] = np.where(count > 0, churned / count, np.nan)
+    return out
+
+
+def gain_table(y: Any, scores: Mapping[str, Any]) -> pd.DataFrame:
+    """Share of churners captured and lift when contacting the top share of customers."""
+    share = _grid()
+    out = pd.DataFrame({"share_contacted": share})
+    for name, p in scores.items():
+        yy, pp = _arrays(y, p)
+        n, positives = yy.size, yy.sum()
+        if positives == 0:
+            out[f"gain_{name}"] = np.nan
+            out[f"lift_{name}"] = np.nan
+            continue
+        k = np.maximum(share * n, 1.0)
+        captured = _captured(pp, yy.astype(float), k)
+        out[f"gain_{name}"] = _captured(pp, yy.astype(float), share * n) / positives
+        out[f"lift_{name}"] = (captured / k) / (positives / n)
+    return out
+
+
+def profit_table(
+    y: Any, scores: Mapping[str, Any], value: Any, cost: float, save_rate: float
+) -> pd.DataFrame:
+    """Profit per list size on a shared grid (~200 sizes plus every scorer's best size)."""
+    yy = np.asarray(y, dtype=float).ravel()
+    n = yy.size
+    ks = _int_grid(n, PROFIT_GRID_POINTS)
+    for p in scores.values():
+        ks = np.union1d(ks, [best_profit(yy, p, value, cost, save_rate)["k"]])
+    out = pd.DataFrame({"k": ks.astype(int), "share_contacted": ks / n})
+    for name, p in scores.items():
+        yy2, pp, vv = _profit_inputs(yy, p, value, cost, save_rate)
+        out[f"profit_{name}"] = _profit(yy2, pp, vv, cost, save_rate, ks)
+    return out
+
+
+@dataclass(frozen=True)
+class PlotSpec:
+    """One DVC plot: a table, its x column, y columns, titles."""
+
+    id: str
+    file: str
+    x: str
+    y: tuple[str, ...]
+    title: str
+    x_label: str
+    y_label: str
+    template: str = "linear"
+
+    def to_dvc(self, folder: str) -> dict[str, dict[str, Any]]:
+        """Entry for the top-level ``plots:`` list of ``dvc.yaml``."""
+        return {
+            self.id: {
+                "template": self.template,
+                "x": self.x,
+                "y": {f"{folder.rstrip('/')}/{self.file}": list(self.y)},
+                "title": self.title,
+                "x_label": self.x_label,
+                "y_label": self.y_label,
+            }
+        }
+
+
+def plot_specs(scorers: Sequence[str] = PREFERRED_ORDER) -> list[PlotSpec]:
+    """Definitions of the five plots (files relative to ``<model_dir>/eval/plots``)."""
+    s = list(scorers)
+    return [
+        PlotSpec(
+            "ROC", "roc.csv", "fpr", tuple(f"tpr_{n}" for n in s),
+            "ROC on the test cutoff", "False positive rate", "True positive rate",
+        ),
+        PlotSpec(
+            "Precision-recall", "pr.csv", "recall", tuple(f"precision_{n}" for n in s),
+            "Precision-recall on the test cutoff", "Recall (share of churners found)",
+            "Precision (interpolated)",
+        ),
+        PlotSpec(
+            "Calibration", "calibration.csv", "bin_mid",
+            ("perfect", *(f"observed_{n}" for n in s)),
+            "Calibration on the test cutoff", "Predicted churn probability (bin mid)",
+            "Observed churn rate",
+        ),
+        PlotSpec(
+            "Cumulative gain", "gain.csv", "share_contacted", tuple(f"gain_{n}" for n in s),
+            "Cumulative gain on the test cutoff", "Share of customers contacted",
+            "Share of churners reached",
+        ),
+        PlotSpec(
+            "Lift", "gain.csv", "share_contacted", tuple(f"lift_{n}" for n in s),
+            "Lift on the test cutoff", "Share of customers contacted", "Lift over base rate",
+        ),
+        PlotSpec(
+            "Profit", "profit.csv", "k", tuple(f"profit_{n}" for n in s),
+            "Retention profit by list size (test cutoff)", "Customers contacted (top-k by risk)",
+            "Profit (value saved − contact cost)",
+        ),
+    ]  # fmt: skip
+
+
+def dvc_plots(specs: Sequence[PlotSpec], folder: str = "models/eval/plots") -> list[dict]:
+    """The ``plots:`` list for ``dvc.yaml`` (paths relative to the project root)."""
+    return [spec.to_dvc(folder) for spec in specs]
+
+
+# --------------------------------------------------------------------------- the stage
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What :func:`evaluate_predictions` computes: the metrics and the plot tables."""
+
+    metrics: dict[str, Any]
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    scorers: tuple[str, ...] = ()
+
+
+def scorer_names(columns: Iterable[str]) -> list[str]:
+    """Scorers from ``p_*`` columns: the model first, then the usual order, then the rest."""
+    found = [c[len(PREFIX) :] for c in map(str, columns) if c.startswith(PREFIX)]
+    known = [s for s in PREFERRED_ORDER if s in found]
+    return known + [s for s in found if s not in known]
+
+
+def _check_predictions(frame: pd.DataFrame) -> list[str]:
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"predictions lack column(s) {missing}; re-run the train stage "
+            f"(columns present: {sorted(map(str, frame.columns))})"
+        )
+    scorers = scorer_names(frame.columns)
+    if not scorers:
+        raise DataError("predictions have no p_<scorer> probability column; re-run train")
+    return scorers
+
+
+def evaluate_predictions(frame: pd.DataFrame, params: EvaluateParams) -> Evaluation:
+    """Metrics and plot tables for every ``p_*`` scorer on the ``test`` rows (no I/O)."""
+    scorers = _check_predictions(frame)
+    test = frame.loc[frame["split"].astype(str) == TEST_SPLIT]
+    if test.empty:
+        raise DataError(
+            f"predictions have no rows with split == '{TEST_SPLIT}' "
+            f"(splits present: {sorted(frame['split'].astype(str).unique())})"
+        )
+    y = pd.to_numeric(test["churned"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    if not np.isin(y, (0.0, 1.0)).all():
+        raise DataError("test rows need a 0/1 'churned' label without missing values")
+    scores: dict[str, np.ndarray] = {}
+    for s in scorers:
+        p = pd.to_numeric(test[PREFIX + s], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        if not np.isfinite(p).all() or p.min() < 0 or p.max() > 1:
+            raise DataError(f"column '{PREFIX + s}' must hold probabilities in [0, 1], no gaps")
+        scores[s] = p
+    value = value_if_retained(test, params.value_horizon_days).to_numpy(dtype=float)
+    value = np.nan_to_num(value, nan=0.0)
+    cost, rate, bins = params.contact_cost, params.save_rate, params.calibration_bins
+
+    per_scorer: dict[str, Any] = {}
+    for s, p in scores.items():
+        m: dict[str, Any] = binary_metrics(y, p, bins)
+        m["precision_at"] = {str(k): v for k, v in precision_at_k(y, p, params.list_sizes).items()}
+        m["best_profit"] = best_profit(y, p, value, cost, rate)
+        per_scorer[s] = m
+
+    calibration: dict[str, Any] = {}
+    for s in scorers:
+        if f"{s}_raw" in scores:
+            for variant in (f"{s}_raw", s):
+                calibration[f"{variant}_brier"] = per_scorer[variant]["brier"]
+                calibration[f"{variant}_ece"] = per_scorer[variant]["ece"]
+
+    cutoffs = sorted({str(pd.Timestamp(c).date()) for c in test["cutoff_date"].dropna()})
+    segments = test["rfm_segment"]
+    bands = tenure_band(test["tenure_days"], params.tenure_bands_days)
+    metrics = {
+        "test_cutoff": ", ".join(cutoffs),
+        "n_test": int(y.size),
+        "base_rate": float(y.mean()),
+        "scorers": per_scorer,
+        "slices": {
+            "rfm_segment": slice_metrics(y, scores, segments.to_numpy(dtype=object)),
+            "tenure_band": slice_metrics(
+                y, scores, bands, order=tenure_band_labels(params.tenure_bands_days)
+            ),
+        },
+        "calibration": calibration,
+    }
+    tables = {
+        "roc": roc_table(y, scores),
+        "pr": pr_table(y, scores),
+        "calibration": calibration_table(y, scores, bins),
+        "gain": gain_table(y, scores),
+        "profit": profit_table(y, scores, value, cost, rate),
+    }
+    return Evaluation(metrics=_clean(metrics), tables=tables, scorers=tuple(scorers))
+
+
+def table_to_csv(table: pd.DataFrame) -> str:
+    """Deterministic CSV text: fixed 6-decimal floats, empty cells for NaN, no -0."""
+    out = table.copy()
+    for col in out.columns:
+        if pd.api.types.is_float_dtype(out[col]):
+            out[col] = out[col].round(DECIMALS) + 0.0
+    return out.to_csv(index=False, float_format=FLOAT_FORMAT, na_rep="", lineterminator="\n")
+
+
+def eval_dir(model_dir: str | Path) -> Path:
+    return Path(model_dir) / "eval"
+
+
+def png_paths(model_dir: str | Path) -> list[Path]:
+    """Where :func:`run_evaluate` writes the PNG figures (for MLflow artifacts)."""
+    return [eval_dir(model_dir) / "png" / f"{name}.png" for name in PLOT_FILES]
+
+
+def write_pngs(
+    tables: Mapping[str, pd.DataFrame], scorers: Sequence[str], out_dir: str | Path
+) -> list[Path]:
+    """Draw the five plot tables as PNGs (Agg backend; not byte-stable)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    layout = {
+        "roc": ("fpr", "tpr_", "False positive rate", "True positive rate", "ROC"),
+        "pr": ("recall", "precision_", "Recall", "Precision (interpolated)", "Precision-recall"),
+        "calibration": (
+            "bin_mid", "observed_", "Predicted churn probability", "Observed churn rate",
+            "Calibration",
+        ),
+        "gain": ("share_contacted", "gain_", "Share contacted", "Share of churners", "Gain"),
+        "profit": ("k", "profit_", "Customers contacted", "Profit", "Profit by list size"),
+    }  # fmt: skip
+    out_dir = Path(out_dir)
+    written: list[Path] = []
+    for name in PLOT_FILES:
+        table = tables[name]
+        x, prefix, x_label, y_label, title = layout[name]
+        fig = Figure(figsize=(6, 4.5), dpi=100)
+        ax = fig.add_subplot()
+        if name in ("roc", "gain"):
+            ax.plot([0, 1], [0, 1], linestyle=":", color="grey", label="random")
+        if name == "calibration":
+            ax.plot(table[x], table["perfect"], linestyle=":", color="grey", label="perfect")
+        for s in scorers:
+            col = f"{prefix}{s}"
+            if col in table.columns:
+                marker = "o" if name == "calibration" else None
+                ax.plot(table[x], table[col], marker=marker, label=s)
+        ax.set(title=f"{title} (test cutoff)", xlabel=x_label, ylabel=y_label)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+        fig.subplots_adjust(left=0.13, right=0.97, bottom=0.12, top=0.92)
+        target = out_dir / f"{name}.png"
+        with atomic_path(target) as tmp:
+            fig.savefig(tmp, format="png")
+        written.append(target)
+    return written
+
+
+def run_evaluate(params: EvaluateParams) -> dict[str, Any]:
+    """Read predictions, write metrics.json, plot CSVs and PNGs; return the metrics."""
+    folder = eval_dir(params.model_dir)
+    source = folder / "predictions.parquet"
+    if not source.exists():
+        raise DataError(f"{source} not found; run the train stage first (it writes predictions)")
+    frame = pd.read_parquet(source)
+    result = evaluate_predictions(frame, params)
+    write_json_atomic(folder / "metrics.json", result.metrics)
+    for name, table in result.tables.items():
+        write_text_atomic(folder / "plots" / f"{name}.csv", table_to_csv(table))
+    write_pngs(result.tables, result.scorers, folder / "png")
+    log.info(
+        "evaluated %d scorer(s) on %d test customers (cutoff %s) → %s",
+        len(result.scorers),
+        result.metrics["n_test"],
+        result.metrics["test_cutoff"],
+        folder,
+    )
+    return result.metrics

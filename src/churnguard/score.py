@@ -1,0 +1,440 @@
+"""Batch scoring into ranked, costed retention-action lists (``churnguard score``).
+
+For scheduled use the run is:
+- **locked**: one writer per output folder (exit 5 for a second one);
+- **idempotent**: a manifest of the model, input hash and params makes a re-run with
+  the same inputs a no-op (``--force`` rewrites); outputs are byte-identical;
+- **atomic**: everything is written to a staging folder and swapped in whole, so a run
+  killed at any moment leaves the previous lists intact and no partial file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from churnguard import __version__
+from churnguard.actions import RISK_ORDER, assign_actions, risk_band, value_tier
+from churnguard.config import EngineParams, FeaturesParams, ReportParams, ScoreParams
+from churnguard.errors import DataError, ModelError
+from churnguard.explain import top_reasons
+from churnguard.features import data_range, snapshot_frame
+from churnguard.io import (
+    dumps_json,
+    file_md5,
+    folder_lock,
+    replace_dir,
+    restore_interrupted_swap,
+    safe_file_stem,
+    write_excel_csv_atomic,
+    write_text_atomic,
+)
+from churnguard.modeling import BOOSTER_FILE, CALIBRATOR_FILE, FEATURES_FILE, ChurnModel
+from churnguard.value import value_at_risk, value_if_retained
+
+log = logging.getLogger(__name__)
+
+MANIFEST_FILE = "manifest.json"
+RISK_LIST_FILE = "risk_list.csv"
+SUMMARY_FILE = "summary.json"
+REPORT_FILE = "report.html"
+MANAGER_DIR = "by_manager"
+OWNER_LABEL = {"account_manager": "account manager", "automated": "automated", "": ""}
+
+RISK_LIST_COLUMNS = [
+    "customer_id", "customer_name", "account_manager", "region", "rank", "churn_risk_pct",
+    "risk_band", "value_if_retained", "value_at_risk", "value_tier", "rfm_segment", "lapsed",
+    "recommended_action", "owner", "channel", "action_cost", "save_rate",
+    "expected_net_benefit", "reasons", "last_purchase_date", "recency_days", "usual_gap_days",
+    "expected_next_order_date", "change", "p_churn",
+]
+MANAGER_COLUMNS = [
+    "rank", "customer_id", "customer_name", "churn_risk_pct", "risk_band", "value_at_risk",
+    "expected_net_benefit", "recommended_action", "owner", "channel", "reasons",
+    "last_purchase_date", "usual_gap_days", "expected_next_order_date", "change",
+]
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    model: ChurnModel
+    ref: str  # what the user asked for: a folder or models:/name@alias
+    version: str  # registry version or "file"
+    digest: str  # md5 over booster + calibrator + features
+
+
+def _model_digest(folder: Path) -> str:
+    h = hashlib.md5()
+    for name in (BOOSTER_FILE, CALIBRATOR_FILE, FEATURES_FILE):
+        h.update(file_md5(folder / name).encode())
+    return h.hexdigest()
+
+
+def load_model(model: str | None, registered_name: str) -> LoadedModel:
+    """A model folder (``--model models``) or the registry's champion (default)."""
+    if model and not model.startswith("models:/"):
+        folder = Path(model)
+        return LoadedModel(ChurnModel.load(folder), str(folder), "file", _model_digest(folder))
+    from churnguard import tracking
+
+    uri = model or f"models:/{registered_name}@{tracking.CHAMPION}"
+    tracking.init_tracking()
+    try:
+        import mlflow
+
+        local = Path(mlflow.artifacts.download_artifacts(uri, dst_path=tempfile.mkdtemp(prefix="cg-model-")))
+    except Exception as exc:
+        raise ModelError(
+            f"cannot load {uri} from the MLflow registry ({type(exc).__name__}: {exc}). "
+            "Train and promote a model (`dvc repro`), or pass --model models/"
+        ) from None
+    folder = next((p.parent for p in local.rglob(BOOSTER_FILE)), None)
+    if folder is None:
+        raise ModelError(f"{uri}: the registered model has no {BOOSTER_FILE}")
+    version = tracking.champion_version(registered_name) if model is None else uri
+    return LoadedModel(ChurnModel.load(folder), uri, str(version), _model_digest(folder))
+
+
+def params_digest(sp: ScoreParams, fp: FeaturesParams, rp: ReportParams) -> str:
+    payload = {
+        "score": sp.model_dump(mode="json", exclude={"as_of", "output_root", "transactions"}),
+        "lost_after_days": fp.lost_after_days,
+        "horizon_days": fp.horizon_days,
+        "report": rp.model_dump(mode="json"),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def score_frame(
+    snapshot: pd.DataFrame, model: ChurnModel, sp: ScoreParams
+) -> pd.DataFrame:
+    """Pure core: snapshot → risk, value, action, benefit, rank and reasons per customer."""
+    if snapshot.empty:
+        raise DataError("empty population: no customer has a purchase on or before the as-of date")
+    model.check_features(snapshot)
+    scored = snapshot.copy()
+    scored["p_churn"] = np.round(model.predict(scored), 6)
+    scored["value_if_retained"] = value_if_retained(scored, sp.value_horizon_days)
+    scored["value_at_risk"] = value_at_risk(scored["p_churn"], scored["value_if_retained"])
+    scored["risk_band"] = risk_band(scored["p_churn"], sp.risk_bands)
+    scored["value_tier"] = value_tier(scored["value_if_retained"], sp.value_tiers)
+    scored = assign_actions(scored, sp)
+    scored["reasons"] = ""
+    listed = scored.index[scored["on_list"]]
+    if len(listed) and sp.explain_top:
+        contrib = model.contributions(scored.loc[listed])
+        scored.loc[listed, "reasons"] = top_reasons(contrib, scored.loc[listed], sp.explain_top)
+    return scored
+
+
+def _previous_list(root: Path, as_of: dt.date) -> tuple[dt.date | None, pd.DataFrame | None]:
+    """The latest earlier list under ``root`` (folders named by date)."""
+    best: dt.date | None = None
+    for child in root.iterdir() if root.exists() else []:
+        try:
+            d = dt.date.fromisoformat(child.name)
+        except ValueError:
+            continue
+        if d < as_of and (child / RISK_LIST_FILE).exists() and (best is None or d > best):
+            best = d
+    if best is None:
+        return None, None
+    prev = pd.read_csv(
+        root / best.isoformat() / RISK_LIST_FILE,
+        encoding="utf-8-sig",
+        dtype={"customer_id": str, "customer_name": str, "account_manager": str},
+        keep_default_na=False,
+        na_values=[""],
+    )
+    return best, prev
+
+
+def compare_with_previous(
+    scored: pd.DataFrame, prev: pd.DataFrame | None
+) -> tuple[pd.Series, pd.DataFrame, pd.DataFrame]:
+    """Change status per customer, recovered/dropped rows, and the biggest movers."""
+    if prev is None:
+        change = pd.Series(np.where(scored["on_list"], "first list", ""), index=scored.index)
+        return change, pd.DataFrame(), pd.DataFrame()
+    prev = prev.copy()
+    prev["prev_on_list"] = prev["rank"].fillna(0).astype(int) > 0
+    prev = prev.set_index("customer_id")
+    cur = scored.set_index("customer_id")
+    joined = cur[["on_list", "risk_band", "p_churn"]].join(
+        prev[["prev_on_list", "risk_band", "p_churn"]].rename(
+            columns={"risk_band": "prev_band", "p_churn": "p_prev"}
+        ),
+        how="left",
+    )
+    was = joined["prev_on_list"].fillna(False).astype(bool)
+    up = joined["risk_band"].map(RISK_ORDER) - joined["prev_band"].map(RISK_ORDER).fillna(-1)
+    status = np.select(
+        [~joined["on_list"], ~was, up > 0, up < 0],
+        ["", "new", "escalated", "de-escalated"],
+        default="unchanged",
+    )
+    change = pd.Series(status, index=scored.index)
+    off = prev[prev["prev_on_list"]].index.difference(cur.index[cur["on_list"]])
+    gone = prev.loc[off, ["customer_name", "account_manager", "last_purchase_date"]].reset_index()
+    if not gone.empty:
+        now_last = cur["last_purchase_date"].astype(str).reindex(gone["customer_id"]).to_numpy()
+        bought_again = pd.Series(now_last).astype(str) > gone["last_purchase_date"].astype(str).to_numpy()
+        gone["change"] = np.where(bought_again.fillna(False), "recovered", "off list")
+        # current manager when still scored, else the previous one
+        cur_mgr = cur["account_manager"].reindex(gone["customer_id"]).to_numpy()
+        gone["account_manager"] = np.where(pd.isna(cur_mgr), gone["account_manager"], cur_mgr)
+    movers = joined.dropna(subset=["p_prev"]).assign(delta=lambda f: f["p_churn"] - f["p_prev"])
+    movers = movers.join(cur[["customer_name", "account_manager"]]).reset_index()
+    movers = movers.sort_values(["delta", "customer_id"], kind="stable")
+    return change, gone.sort_values("customer_id", kind="stable").reset_index(drop=True), movers
+
+
+def _present(scored: pd.DataFrame) -> pd.DataFrame:
+    """Columns as people read them: percentages, dates as ISO text, readable owner."""
+    out = pd.DataFrame(index=scored.index)
+    out["customer_id"] = scored["customer_id"]
+    out["customer_name"] = scored["customer_name"].fillna("")
+    out["account_manager"] = scored["account_manager"]
+    out["region"] = scored["region"].fillna("")
+    out["rank"] = scored["rank"].astype(int)
+    out["churn_risk_pct"] = (scored["p_churn"] * 100).round(1)
+    for col in ("risk_band", "value_if_retained", "value_at_risk", "value_tier", "rfm_segment"):
+        out[col] = scored[col]
+    out["lapsed"] = scored["lapsed"].astype(int)
+    out["recommended_action"] = scored["action"]
+    out["owner"] = scored["owner"].map(OWNER_LABEL)
+    out["channel"] = scored["channel"]
+    out["action_cost"] = scored["action_cost"].round(2)
+    out["save_rate"] = scored["save_rate"].round(4)
+    out["expected_net_benefit"] = scored["expected_net_benefit"].round(2)
+    out["reasons"] = scored["reasons"]
+    last = pd.to_datetime(scored["last_purchase_date"])
+    out["last_purchase_date"] = last.dt.strftime("%Y-%m-%d")
+    out["recency_days"] = scored["recency_days"].astype(int)
+    gap = scored["gap_mean_days"].round(0)
+    out["usual_gap_days"] = gap.astype("Int64")
+    nxt = last + pd.to_timedelta(gap, unit="D")
+    out["expected_next_order_date"] = nxt.dt.strftime("%Y-%m-%d").fillna("")
+    out["change"] = scored["change"]
+    out["p_churn"] = scored["p_churn"]
+    return out[RISK_LIST_COLUMNS]
+
+
+def manager_lists(present: pd.DataFrame, gone: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """One short list per manager: their own (manual) actions in rank order, then customers who
+    left the list since last time. Automated actions stay in risk_list.csv."""
+    lists: dict[str, pd.DataFrame] = {}
+    managers = sorted(set(present["account_manager"]) | set(gone.get("account_manager", pd.Series(dtype=str))))
+    for manager in managers:
+        mine = present[
+            (present["account_manager"] == manager)
+            & (present["rank"] > 0)
+            & (present["owner"] == OWNER_LABEL["account_manager"])
+        ]
+        mine = mine.sort_values("rank", kind="stable")[MANAGER_COLUMNS]
+        if not gone.empty:
+            left = gone[gone["account_manager"] == manager]
+            if not left.empty:
+                extra = pd.DataFrame({c: pd.Series([pd.NA] * len(left), dtype=object) for c in MANAGER_COLUMNS})
+                extra["customer_id"] = left["customer_id"].to_numpy()
+                extra["customer_name"] = left["customer_name"].to_numpy()
+                extra["last_purchase_date"] = left["last_purchase_date"].astype(str).to_numpy()
+                extra["change"] = left["change"].to_numpy()
+                extra["recommended_action"] = np.where(
+                    left["change"] == "recovered", "Bought again: thank them", "No action this week"
+                )
+                mine = pd.concat([mine.astype(object), extra], ignore_index=True)
+        lists[manager] = mine.reset_index(drop=True)
+    return lists
+
+
+def build_summary(scored: pd.DataFrame, as_of: dt.date, model: LoadedModel, extra: dict[str, Any]) -> dict[str, Any]:
+    on = scored[scored["on_list"]]
+    per_manager = {
+        str(m): {
+            "on_list": int(len(g)),
+            "manual": int((g["owner"] == "account_manager").sum()),
+            "automated": int((g["owner"] == "automated").sum()),
+            "value_at_risk": round(float(g["value_at_risk"].sum()), 2),
+            "expected_net_benefit": round(float(g["expected_net_benefit"].sum()), 2),
+        }
+        for m, g in on.groupby("account_manager", sort=True)
+    }
+    return {
+        "as_of": as_of.isoformat(),
+        "model": {"ref": model.ref, "version": model.version, "digest": model.digest},
+        "customers_scored": int(len(scored)),
+        "customers_on_lists": int(len(on)),
+        "manual_actions": int((on["owner"] == "account_manager").sum()),
+        "automated_actions": int((on["owner"] == "automated").sum()),
+        "overflowed": int(scored["overflowed"].sum()),
+        "lapsed": int(scored["lapsed"].sum()),
+        "risk_band_counts": {b: int((scored["risk_band"] == b).sum()) for b in ("low", "medium", "high")},
+        "value_at_risk_total": round(float(scored["value_at_risk"].sum()), 2),
+        "expected_net_benefit_total": round(float(on["expected_net_benefit"].sum()), 2),
+        "actions": {str(k): int(v) for k, v in on["rule"].value_counts().sort_index().items()},
+        "managers": per_manager,
+        **extra,
+    }
+
+
+def run_score(
+    sp: ScoreParams,
+    fp: FeaturesParams,
+    rp: ReportParams,
+    engine: EngineParams,
+    *,
+    as_of: dt.date | None = None,
+    model: str | None = None,
+    registered_name: str = "churnguard",
+    output_dir: Path | None = None,
+    transactions: Path | None = None,
+    force: bool = False,
+    before_swap: Callable[[Path], None] | None = None,
+) -> dict[str, Any]:
+    """Score, write lists and report, and return the summary (with ``status``)."""
+    tx = Path(transactions or sp.transactions)
+    if not tx.exists():
+        raise DataError(f"{tx}: transactions not found (score.transactions or --transactions; run `churnguard ingest`)")
+    if as_of is None:
+        as_of = sp.as_of
+    if as_of is None:
+        from churnguard.db import connect
+
+        con = connect(engine)
+        try:
+            as_of = data_range(con, tx)[1]
+        finally:
+            con.close()
+    out_dir = Path(output_dir) if output_dir else Path(sp.output_root) / as_of.isoformat()
+    with folder_lock(out_dir):
+        if restore_interrupted_swap(out_dir):
+            log.warning("%s: restored the previous lists after an interrupted run", out_dir)
+        loaded = load_model(model, registered_name)
+        inputs = {
+            "as_of": as_of.isoformat(),
+            "transactions_md5": file_md5(tx),
+            "model_digest": loaded.digest,
+            "model_version": loaded.version,
+            "params_digest": params_digest(sp, fp, rp),
+            "churnguard": __version__,
+        }
+        key = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+        manifest_path = out_dir / MANIFEST_FILE
+        if manifest_path.exists() and not force:
+            old = json.loads(manifest_path.read_text(encoding="utf-8"))
+            if old.get("key") == key and all((out_dir / f).exists() for f in old.get("files", [])):
+                summary = json.loads((out_dir / SUMMARY_FILE).read_text(encoding="utf-8"))
+                log.info("%s is up to date (same inputs, model and params); --force rewrites it", out_dir)
+                return {**summary, "status": "up-to-date", "output_dir": str(out_dir)}
+
+        snap = snapshot_frame(tx, as_of, fp.lost_after_days, engine)
+        scored = score_frame(snap, loaded.model, sp)
+        prev_as_of, prev = _previous_list(out_dir.parent, as_of) if output_dir is None else (None, None)
+        change, gone, movers = compare_with_previous(scored, prev)
+        scored["change"] = change
+        present = _present(scored)
+        lists = manager_lists(present, gone)
+        crr = _crr(tx, rp, engine)
+        summary = build_summary(
+            scored,
+            as_of,
+            loaded,
+            {
+                "previous_list": prev_as_of.isoformat() if prev_as_of else None,
+                "recovered": int((gone.get("change", pd.Series(dtype=str)) == "recovered").sum()),
+                "inputs": inputs,
+            },
+        )
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-", dir=out_dir.parent))
+        try:
+            files = _write_outputs(
+                staging, present, lists, summary, scored, movers, gone, crr, fp, sp, rp, loaded
+            )
+            manifest = {"key": key, "inputs": inputs, "files": files}
+            write_text_atomic(staging / MANIFEST_FILE, dumps_json(manifest))
+            if before_swap is not None:
+                before_swap(staging)
+            replace_dir(staging, out_dir)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging)
+    log.info(
+        "scored %s customers at %s: %s on lists (%s manual, %s automated) → %s",
+        f"{summary['customers_scored']:,}", as_of, f"{summary['customers_on_lists']:,}",
+        summary["manual_actions"], summary["automated_actions"], out_dir,
+    )
+    return {**summary, "status": "written", "output_dir": str(out_dir)}
+
+
+def _crr(tx: Path, rp: ReportParams, engine: EngineParams) -> pd.DataFrame | None:
+    from churnguard import crr
+
+    try:
+        table = crr.run_crr(tx, "month", rp, engine)
+    except DataError as exc:
+        log.info("CRR trend not available: %s", exc)
+        return None
+    return table.tail(12).reset_index(drop=True)
+
+
+def _write_outputs(
+    folder: Path,
+    present: pd.DataFrame,
+    lists: dict[str, pd.DataFrame],
+    summary: dict[str, Any],
+    scored: pd.DataFrame,
+    movers: pd.DataFrame,
+    gone: pd.DataFrame,
+    crr: pd.DataFrame | None,
+    fp: FeaturesParams,
+    sp: ScoreParams,
+    rp: ReportParams,
+    loaded: LoadedModel,
+) -> list[str]:
+    from churnguard import crr as crr_mod
+    from churnguard.report import render_html
+
+    files = [RISK_LIST_FILE, SUMMARY_FILE, REPORT_FILE]
+    ordered = present.sort_values(
+        ["expected_net_benefit", "p_churn", "customer_id"], ascending=[False, False, True], kind="stable"
+    )
+    write_excel_csv_atomic(folder / RISK_LIST_FILE, ordered)
+    taken: set[str] = set()
+    index = {}
+    for manager, frame in lists.items():
+        stem = safe_file_stem(manager, taken)
+        index[manager] = f"{MANAGER_DIR}/{stem}.csv"
+        write_excel_csv_atomic(folder / MANAGER_DIR / f"{stem}.csv", frame)
+        files.append(index[manager])
+    summary["manager_files"] = index
+    write_text_atomic(folder / SUMMARY_FILE, dumps_json(summary))
+    html = render_html(
+        {
+            "as_of": summary["as_of"],
+            "model": f"{loaded.ref} (version {loaded.version}, {loaded.digest[:8]})",
+            "horizon_days": fp.horizon_days,
+            "value_horizon_days": sp.value_horizon_days,
+            "currency": "",
+            "summary": summary,
+            "scored": scored,
+            "movers": movers,
+            "recovered": gone[gone["change"] == "recovered"] if not gone.empty else None,
+            "crr": crr,
+            "crr_definition": crr_mod.definition(rp.active_within_days) if crr is not None else "",
+        }
+    )
+    write_text_atomic(folder / REPORT_FILE, html)
+    return files

@@ -1,0 +1,218 @@
+"""MLflow: the only module that imports mlflow.
+
+Tracking store: ``MLFLOW_TRACKING_URI`` when set, else an absolute
+``sqlite:///<project>/mlflow.db`` so the store does not follow the working directory.
+A fresh SQLite store is created once under a file lock (several processes migrating a
+new database at once crash).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from filelock import FileLock
+
+log = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+MODEL_MD5_TAG = "churnguard.model_md5"
+
+
+def default_tracking_uri(project_dir: str | Path = ".") -> str:
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    return f"sqlite:///{Path(project_dir).resolve() / 'mlflow.db'}"
+
+
+def init_tracking(uri: str | None = None) -> str:
+    """Point MLflow at ``uri`` (default store) and create the schema once, under a lock."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    uri = uri or default_tracking_uri()
+    if uri.startswith("sqlite:///"):
+        db = Path(uri.removeprefix("sqlite:///"))
+        db.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(db) + ".lock"):
+            MlflowClient(tracking_uri=uri, registry_uri=uri).search_experiments(max_results=1)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return uri
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}} → {'a.b': 1}; lists become their string form."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def git_state(cwd: str | Path = ".") -> dict[str, str]:
+    def run(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return ""
+
+    commit = run("rev-parse", "HEAD") or "unknown"
+    dirty = "true" if run("status", "--porcelain", "--untracked-files=no") else "false"
+    return {"git.commit": commit, "git.dirty": dirty if commit != "unknown" else "unknown"}
+
+
+def dvc_lock_hashes(lock_path: str | Path = "dvc.lock") -> dict[str, str]:
+    """md5 of every stage dependency recorded in dvc.lock (what the data was)."""
+    import yaml
+
+    p = Path(lock_path)
+    if not p.exists():
+        return {}
+    lock = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    tags: dict[str, str] = {}
+    for stage, body in (lock.get("stages") or {}).items():
+        for dep in body.get("deps", []) or []:
+            if dep.get("md5") and not str(dep.get("path", "")).endswith(".py"):
+                tags[f"dvc.{stage}.{dep['path']}"] = dep["md5"]
+    return tags
+
+
+def pyfunc_class() -> type:
+    """A ``mlflow.pyfunc.PythonModel`` whose ``predict`` returns calibrated churn probabilities.
+
+    Built on demand so importing churnguard does not import mlflow.
+    """
+    import mlflow.pyfunc
+
+    class _ChurnPyfunc(mlflow.pyfunc.PythonModel):
+        def load_context(self, context: Any) -> None:
+            from churnguard.modeling import ChurnModel
+
+            self.model = ChurnModel.load(context.artifacts["model_dir"])
+
+        def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> np.ndarray:
+            return self.model.predict(pd.DataFrame(model_input))
+
+    _ChurnPyfunc.__name__ = "ChurnPyfunc"
+    _ChurnPyfunc.__qualname__ = "ChurnPyfunc"
+    return _ChurnPyfunc
+
+
+@contextmanager
+def training_run(experiment: str, run_name: str | None = None) -> Iterator[Any]:
+    import mlflow
+
+    mlflow.set_experiment(experiment)
+    with mlflow.start_run(run_name=run_name) as run:
+        yield run
+
+
+def log_training(
+    model_dir: str | Path,
+    params: Mapping[str, Any],
+    summary: Mapping[str, Any],
+    example: pd.DataFrame,
+    tags: Mapping[str, str],
+) -> str:
+    """Log params, tags, importance and the pyfunc model into the active run; return its model URI."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from churnguard.modeling import ChurnModel
+
+    model = ChurnModel.load(model_dir)
+    flat = {k: str(v)[:500] for k, v in flatten(params).items()}
+    mlflow.log_params(flat)
+    mlflow.set_tags(dict(tags))
+    mlflow.log_metrics(
+        {
+            "best_iteration": float(summary["best_iteration"]),
+            **{f"rows_{k}": float(v) for k, v in summary["rows"].items()},
+            **{f"churn_rate_{k}": float(v) for k, v in summary["churn_rate"].items()},
+        }
+    )
+    mlflow.log_dict(dict(summary["feature_importance_gain"]), "feature_importance_gain.json")
+    x = example[model.features].astype("float64").head(5)
+    signature = infer_signature(x, model.predict(x))
+    src = Path(__file__).resolve().parent
+    info = mlflow.pyfunc.log_model(
+        name="model",
+        python_model=pyfunc_class()(),
+        artifacts={"model_dir": str(Path(model_dir).resolve())},
+        code_paths=[str(src)],
+        signature=signature,
+        input_example=x,
+        pip_requirements=_requirements(),
+    )
+    return str(info.model_uri)
+
+
+def _requirements() -> list[str]:
+    from importlib.metadata import version
+
+    return [f"{pkg}=={version(pkg)}" for pkg in ("lightgbm", "numpy", "pandas", "scikit-learn", "pyarrow")]
+
+
+def find_run_by_model(experiment: str, model_md5: str) -> Any | None:
+    """The latest run that logged the model with this booster md5."""
+    import mlflow
+
+    exp = mlflow.get_experiment_by_name(experiment)
+    if exp is None:
+        return None
+    runs = mlflow.search_runs(
+        [exp.experiment_id],
+        filter_string=f"tags.`{MODEL_MD5_TAG}` = '{model_md5}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+        output_format="list",
+    )
+    return runs[0] if runs else None
+
+
+def load_champion(name: str) -> tuple[Any, str] | None:
+    """(pyfunc model, version) of ``name@champion``, or None when there is none."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    try:
+        mv = client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return None
+    return mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}"), str(mv.version)
+
+
+def register(model_uri: str, name: str, promote: bool, tags: Mapping[str, str]) -> str:
+    """Register a model version; move the ``champion`` alias to it when ``promote``."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    mv = mlflow.register_model(model_uri, name, tags=dict(tags))
+    client = MlflowClient()
+    if promote:
+        client.set_registered_model_alias(name, CHAMPION, mv.version)
+    return str(mv.version)
+
+
+def champion_version(name: str) -> str | None:
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    try:
+        return str(MlflowClient().get_model_version_by_alias(name, CHAMPION).version)
+    except MlflowException:
+        return None
