@@ -1,0 +1,502 @@
+"""Tests for ``churnguard ingest``: every row ends clean or quarantined, with the right reason."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from churnguard.cli import app
+from churnguard.config import EngineParams, IngestParams, SourceParams
+from churnguard.errors import ConfigError, DataError
+from churnguard.ingest import QUARANTINE_FILE, REPORT_FILE, TRANSACTIONS_FILE, run_ingest
+
+HEADER = [
+    "customer_id",
+    "order_id",
+    "ts",
+    "amount",
+    "quantity",
+    "account_manager",
+    "customer_name",
+    "region",
+]
+CANONICAL_OUT = [
+    "customer_id",
+    "order_id",
+    "ts",
+    "amount",
+    "quantity",
+    "account_manager",
+    "customer_name",
+    "region",
+    "product_id",
+    "source_row",
+]
+GOOD = [
+    ["007", "o1", "2024-01-05", "10.50", "1", "Sara", "مریم رضایی", "north"],
+    ["002", "o2", "2024-02-01 13:45:00", "20", "2", "", "علی", "south"],
+    ["007", "o3", "2024-01-02", "5", "", " Omid ", "Mary", ""],
+    ["010", "o4", "2024-03-01", "-3.25", "1", "Sara", "Zoë", "west"],
+]
+CDNOW_LINES = [
+    " customer_id  date number_of_cds  dollar_value",
+    " 00001 19970101  1   11.77",
+    " 00002 19970112  1   12.00",
+    " 00002 19970112  5   77.00",
+    " 00003 19970102  2   20.76",
+    " 00003 19970330  2   20.76",
+]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> EngineParams:
+    return EngineParams(temp_directory=str(tmp_path / "duck"), memory_limit="1GB", threads=2)
+
+
+def write_csv(
+    path: Path,
+    rows: list[list[str]],
+    header: list[str] | None = HEADER,
+    *,
+    delimiter: str = ",",
+    encoding: str = "utf-8",
+    newline: str = "\n",
+) -> Path:
+    """Write rows with Python's csv module (quotes fields that need it)."""
+    with open(path, "w", encoding=encoding, newline="") as fh:
+        writer = csv.writer(fh, delimiter=delimiter, lineterminator=newline)
+        if header is not None:
+            writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def ingest_params(
+    path: Path, out: Path, source: dict[str, Any] | None = None, **kw: Any
+) -> IngestParams:
+    kw.setdefault("max_quarantine_share", 1.0)
+    return IngestParams(
+        source=SourceParams(path=str(path), **(source or {})), output_dir=str(out), **kw
+    )
+
+
+def outputs(out: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+    clean = pq.read_table(out / TRANSACTIONS_FILE).to_pylist()
+    quarantine = pq.read_table(out / QUARANTINE_FILE).to_pylist()
+    report = json.loads((out / REPORT_FILE).read_text(encoding="utf-8"))
+    return clean, quarantine, report
+
+
+def assert_reconciles(out: Path, n_rows: int) -> None:
+    clean, quarantine, report = outputs(out)
+    rows = sorted([r["source_row"] for r in clean] + [r["source_row"] for r in quarantine])
+    assert rows == list(range(1, n_rows + 1))
+    assert report["rows_in"] == n_rows == report["rows_clean"] + report["rows_quarantined"]
+    assert report["rows_quarantined"] == sum(report["reasons"].values())
+    assert report["reconciles"] is True
+
+
+# --------------------------------------------------------------------------- clean data
+
+
+def test_clean_file_round_trip_keeps_values_types_and_order(tmp_path: Path, engine) -> None:
+    src = write_csv(tmp_path / "tx.csv", GOOD)
+    report = run_ingest(ingest_params(src, tmp_path / "out"), engine)
+
+    table = pq.read_table(tmp_path / "out" / TRANSACTIONS_FILE)
+    assert table.column_names == CANONICAL_OUT
+    assert [str(t) for t in table.schema.types] == [
+        "string", "string", "timestamp[us]", "double", "double",
+        "string", "string", "string", "string", "int64",
+    ]  # fmt: skip
+    rows = table.to_pylist()
+    assert [(r["customer_id"], r["source_row"]) for r in rows] == [
+        ("002", 2),
+        ("007", 3),
+        ("007", 1),
+        ("010", 4),
+    ]
+    first = rows[2]
+    assert first == {
+        "customer_id": "007",
+        "order_id": "o1",
+        "ts": dt.datetime(2024, 1, 5),
+        "amount": 10.5,
+        "quantity": 1.0,
+        "account_manager": "Sara",
+        "customer_name": "مریم رضایی",
+        "region": "north",
+        "product_id": None,
+        "source_row": 1,
+    }
+    assert rows[0]["ts"] == dt.datetime(2024, 2, 1, 13, 45)
+    assert rows[0]["account_manager"] == "Unassigned"  # blank → default
+    assert rows[0]["customer_name"] == "علی"
+    assert rows[1]["account_manager"] == "Omid"  # trimmed
+    assert rows[1]["quantity"] is None and rows[1]["region"] is None
+
+    quarantine = pq.read_table(tmp_path / "out" / QUARANTINE_FILE)
+    assert quarantine.num_rows == 0
+    assert quarantine.column_names == ["source_row", "reason", "detail", *HEADER]
+
+    assert report["rows_in"] == 4 and report["rows_clean"] == 4
+    assert report["customers"] == 3
+    assert report["ts_min"] == "2024-01-02T00:00:00"
+    assert report["ts_max"] == "2024-03-01T00:00:00"
+    assert report["amount_total_clean"] == pytest.approx(32.25)
+    assert report["quarantined_share"] == 0.0
+    assert_reconciles(tmp_path / "out", 4)
+
+
+def test_unmapped_order_id_is_customer_at_timestamp(tmp_path: Path, engine) -> None:
+    src = write_csv(
+        tmp_path / "tx.csv", [["A1", "2024-01-05 08:30:00", "1"]], ["cust", "when", "eur"]
+    )
+    cols = {"customer_id": "cust", "ts": "when", "amount": "eur"}
+    run_ingest(ingest_params(src, tmp_path / "out", {"columns": cols}), engine)
+    (row,) = pq.read_table(tmp_path / "out" / TRANSACTIONS_FILE).to_pylist()
+    assert row["order_id"] == "A1@2024-01-05T08:30:00"
+    assert row["account_manager"] == "Unassigned"
+    assert row["quantity"] is None and row["product_id"] is None
+
+
+# --------------------------------------------------------------------------- bad rows
+
+
+def _bad(**changes: str) -> list[str]:
+    row = list(GOOD[0])
+    for name, value in changes.items():
+        row[HEADER.index(name)] = value
+    return row
+
+
+@pytest.mark.parametrize(
+    ("bad_row", "extra", "reason", "named"),
+    [
+        (_bad(customer_id="   "), {}, "missing_customer_id", "customer_id"),
+        (_bad(ts="2024-13-45"), {}, "unparseable_date", "'2024-13-45'"),
+        (_bad(amount="12x"), {}, "non_numeric_amount", "'12x'"),
+        (_bad(amount="nan"), {}, "non_numeric_amount", "'nan'"),
+        (_bad(amount="1e400"), {}, "non_numeric_amount", "'1e400'"),
+        (_bad(quantity="two"), {}, "non_numeric_quantity", "'two'"),
+        (_bad(ts="2024-07-01"), {"as_of": dt.date(2024, 6, 30)}, "date_after_as_of", "2024-06-30"),
+        (GOOD[0], {}, "exact_duplicate", "source_row 1"),
+        (_bad(customer_id="", ts="bad", amount="x"), {}, "missing_customer_id", "customer_id"),
+    ],
+    ids=[
+        "blank customer id is quarantined",
+        "impossible date is quarantined",
+        "amount with letters is quarantined",
+        "nan amount is quarantined",
+        "amount overflowing a double is quarantined",
+        "non-empty unparseable quantity is quarantined",
+        "date after as_of is quarantined",
+        "exact duplicate of an earlier row is quarantined",
+        "first failing rule wins",
+    ],
+)
+def test_bad_row_is_quarantined_with_reason(
+    tmp_path: Path, engine, bad_row: list[str], extra: dict[str, Any], reason: str, named: str
+) -> None:
+    rows = [GOOD[0], GOOD[1], bad_row, GOOD[3]]
+    src = write_csv(tmp_path / "tx.csv", rows)
+    report = run_ingest(ingest_params(src, tmp_path / "out", **extra), engine)
+
+    _, quarantine, _ = outputs(tmp_path / "out")
+    assert len(quarantine) == 1
+    (q,) = quarantine
+    assert q["source_row"] == 3
+    assert q["reason"] == reason
+    assert named in q["detail"]
+    assert (q["customer_id"] or "") == bad_row[0]  # raw value kept as text (empty → NULL)
+    assert report["reasons"][reason] == 1
+    assert report["rows_clean"] == 3
+    assert_reconciles(tmp_path / "out", 4)
+
+
+def test_duplicates_are_kept_when_not_dropped(tmp_path: Path, engine) -> None:
+    src = write_csv(tmp_path / "tx.csv", [GOOD[0], GOOD[0]])
+    report = run_ingest(ingest_params(src, tmp_path / "out", drop_exact_duplicates=False), engine)
+    assert report["rows_clean"] == 2
+
+
+# --------------------------------------------------------------------------- file formats
+
+
+def test_utf8_bom_and_crlf(tmp_path: Path, engine) -> None:
+    src = write_csv(tmp_path / "tx.csv", GOOD, encoding="utf-8-sig", newline="\r\n")
+    assert src.read_bytes().startswith(b"\xef\xbb\xbfcustomer_id")
+    report = run_ingest(ingest_params(src, tmp_path / "out"), engine)
+    clean, _, _ = outputs(tmp_path / "out")
+    assert report["rows_clean"] == 4
+    assert {r["customer_id"] for r in clean} == {"007", "002", "010"}
+    assert all("\r" not in (r["region"] or "") for r in clean)
+    assert {r["region"] for r in clean} == {"north", "south", None, "west"}
+
+
+def test_quoted_fields_with_delimiter_quotes_and_newline(tmp_path: Path, engine) -> None:
+    rows = [_bad(customer_name='Doe, Jane "JD"\nsecond line', region="a,b")]
+    src = write_csv(tmp_path / "tx.csv", rows)
+    run_ingest(ingest_params(src, tmp_path / "out"), engine)
+    (row,) = outputs(tmp_path / "out")[0]
+    assert row["customer_name"] == 'Doe, Jane "JD"\nsecond line'
+    assert row["region"] == "a,b"
+
+
+def test_thousands_separator_comma(tmp_path: Path, engine) -> None:
+    rows = [_bad(amount="1,234.50"), _bad(order_id="o2", amount=" 12 "), _bad(amount="12,5")]
+    src = write_csv(tmp_path / "tx.csv", rows)
+    run_ingest(ingest_params(src, tmp_path / "out", {"thousands_separator": ","}), engine)
+    clean, quarantine, _ = outputs(tmp_path / "out")
+    assert sorted(r["amount"] for r in clean) == [12.0, 1234.5]
+    # "12,5" is not grouped by three: a decimal comma, not a thousands separator
+    assert [(q["source_row"], q["reason"]) for q in quarantine] == [(3, "non_numeric_amount")]
+
+
+def test_decimal_comma_with_dot_thousands(tmp_path: Path, engine) -> None:
+    rows = [_bad(amount="12,5"), _bad(order_id="o2", amount="1.234,5"), _bad(amount="1,2,3")]
+    src = write_csv(tmp_path / "tx.csv", rows, delimiter=";")
+    source = {"delimiter": ";", "decimal_separator": ",", "thousands_separator": "."}
+    run_ingest(ingest_params(src, tmp_path / "out", source), engine)
+    clean, quarantine, _ = outputs(tmp_path / "out")
+    assert sorted(r["amount"] for r in clean) == [12.5, 1234.5]
+    assert [q["reason"] for q in quarantine] == ["non_numeric_amount"]
+
+
+def test_latin1_file_reads_when_configured(tmp_path: Path, engine) -> None:
+    src = write_csv(tmp_path / "tx.csv", [_bad(customer_name="José Müller")], encoding="latin-1")
+    run_ingest(ingest_params(src, tmp_path / "out", {"encoding": "latin-1"}), engine)
+    (row,) = outputs(tmp_path / "out")[0]
+    assert row["customer_name"] == "José Müller"
+
+
+def test_latin1_file_without_encoding_gives_clear_error(tmp_path: Path, engine) -> None:
+    src = write_csv(tmp_path / "tx.csv", [_bad(customer_name="José Müller")], encoding="latin-1")
+    with pytest.raises(DataError) as err:
+        run_ingest(ingest_params(src, tmp_path / "out"), engine)
+    assert str(src) in str(err.value)
+    assert "ingest.source.encoding: latin-1" in str(err.value)
+    assert not (tmp_path / "out" / TRANSACTIONS_FILE).exists()
+
+
+def test_whitespace_separated_cdnow_file(tmp_path: Path, engine) -> None:
+    src = tmp_path / "CDNOW_sample.txt"
+    src.write_bytes(("\r\n".join(CDNOW_LINES) + "\r\n").encode())
+    source = {
+        "delimiter": "whitespace",
+        "date_format": "%Y%m%d",
+        "columns": {
+            "customer_id": "customer_id",
+            "ts": "date",
+            "amount": "dollar_value",
+            "quantity": "number_of_cds",
+        },
+    }
+    report = run_ingest(ingest_params(src, tmp_path / "out", source), engine)
+    clean, quarantine, _ = outputs(tmp_path / "out")
+    assert report["rows_in"] == 5 and quarantine == []
+    assert [(r["customer_id"], r["ts"].date(), r["quantity"], r["amount"]) for r in clean] == [
+        ("00001", dt.date(1997, 1, 1), 1.0, 11.77),
+        ("00002", dt.date(1997, 1, 12), 1.0, 12.0),
+        ("00002", dt.date(1997, 1, 12), 5.0, 77.0),
+        ("00003", dt.date(1997, 1, 2), 2.0, 20.76),
+        ("00003", dt.date(1997, 3, 30), 2.0, 20.76),
+    ]
+    assert clean[1]["order_id"] == clean[2]["order_id"] == "00002@1997-01-12T00:00:00"
+    assert_reconciles(tmp_path / "out", 5)
+
+
+def test_whitespace_line_with_wrong_field_count_is_quarantined(tmp_path: Path, engine) -> None:
+    src = tmp_path / "cd.txt"
+    src.write_text("\n".join([*CDNOW_LINES[:3], " 00009 19970101  1", "", CDNOW_LINES[4]]) + "\n")
+    source = {
+        "delimiter": "whitespace",
+        "date_format": "%Y%m%d",
+        "columns": {"customer_id": "customer_id", "ts": "date", "amount": "dollar_value"},
+    }
+    run_ingest(ingest_params(src, tmp_path / "out", source), engine)
+    _, quarantine, _ = outputs(tmp_path / "out")
+    assert [(q["source_row"], q["reason"]) for q in quarantine] == [(3, "wrong_field_count")]
+    assert_reconciles(tmp_path / "out", 4)  # the blank line is not a data row
+
+
+def test_parquet_input_with_typed_columns(tmp_path: Path, engine) -> None:
+    table = pa.table(
+        {
+            "customer_id": ["001", "002", None],
+            "ts": pa.array([dt.date(2024, 1, 1), dt.date(2024, 1, 2), dt.date(2024, 1, 3)]),
+            "amount": [1.23456, float("nan"), 3.0],
+            "quantity": pa.array([1, 2, 3], pa.int64()),
+        }
+    )
+    src = tmp_path / "tx.parquet"
+    pq.write_table(table, src)
+    cols = {"customer_id": "customer_id", "ts": "ts", "amount": "amount", "quantity": "quantity"}
+    report = run_ingest(ingest_params(src, tmp_path / "out", {"columns": cols}), engine)
+    clean, quarantine, _ = outputs(tmp_path / "out")
+    assert report["format"] == "parquet"
+    assert [(r["customer_id"], r["ts"], r["amount"], r["quantity"]) for r in clean] == [
+        ("001", dt.datetime(2024, 1, 1), 1.2346, 1.0)
+    ]
+    assert [(q["source_row"], q["reason"]) for q in quarantine] == [
+        (2, "non_numeric_amount"),
+        (3, "missing_customer_id"),
+    ]
+
+
+# --------------------------------------------------------------------------- file-level errors
+
+
+def test_missing_file_names_path_and_key(tmp_path: Path, engine) -> None:
+    with pytest.raises(DataError, match=r"ingest\.source\.path") as err:
+        run_ingest(ingest_params(tmp_path / "nope.csv", tmp_path / "out"), engine)
+    assert "nope.csv" in str(err.value)
+
+
+def test_empty_file(tmp_path: Path, engine) -> None:
+    src = tmp_path / "empty.csv"
+    src.write_bytes(b"")
+    with pytest.raises(DataError, match="no data rows in .*empty.csv"):
+        run_ingest(ingest_params(src, tmp_path / "out"), engine)
+
+
+def test_header_only_file(tmp_path: Path, engine) -> None:
+    src = write_csv(tmp_path / "header.csv", [])
+    with pytest.raises(DataError, match="no data rows in .*header.csv"):
+        run_ingest(ingest_params(src, tmp_path / "out"), engine)
+
+
+def test_missing_required_column_names_key_and_found_columns(tmp_path: Path, engine) -> None:
+    src = write_csv(tmp_path / "tx.csv", [["1", "2024-01-01", "3"]], ["cust", "day", "value"])
+    cols = {"customer_id": "cust", "ts": "date", "amount": "value"}
+    with pytest.raises(DataError) as err:
+        run_ingest(ingest_params(src, tmp_path / "out", {"columns": cols}), engine)
+    msg = str(err.value)
+    assert "ingest.source.columns.ts" in msg
+    assert "'cust', 'day', 'value'" in msg
+    assert str(src) in msg
+
+
+def test_missing_optional_column_is_named_too(tmp_path: Path, engine) -> None:
+    src = write_csv(
+        tmp_path / "tx.csv", [["1", "2024-01-01", "3"]], ["customer_id", "ts", "amount"]
+    )
+    with pytest.raises(DataError) as err:  # default mapping also maps order_id, region, …
+        run_ingest(ingest_params(src, tmp_path / "out"), engine)
+    assert "ingest.source.columns.region" in str(err.value)
+    assert "ingest.source.columns.customer_id" not in str(err.value)
+
+
+def test_malformed_csv_row_names_the_line(tmp_path: Path, engine) -> None:
+    src = tmp_path / "ragged.csv"
+    src.write_text("customer_id,ts,amount\n1,2024-01-01,3\n2,2024-01-01\n", encoding="utf-8")
+    cols = {"customer_id": "customer_id", "ts": "ts", "amount": "amount"}
+    with pytest.raises(DataError, match=r"Line: 3.*ingest\.source\.delimiter"):
+        run_ingest(ingest_params(src, tmp_path / "out", {"columns": cols}), engine)
+
+
+def test_invalid_date_format_is_a_config_error(tmp_path: Path, engine) -> None:
+    src = write_csv(tmp_path / "tx.csv", GOOD)
+    with pytest.raises(ConfigError, match=r"ingest\.source\.date_format"):
+        run_ingest(ingest_params(src, tmp_path / "out", {"date_format": "%Q"}), engine)
+
+
+def test_threshold_exceeded_raises_after_writing_everything(tmp_path: Path, engine) -> None:
+    rows = [GOOD[0], _bad(ts="soon"), _bad(ts="later"), _bad(amount="?"), GOOD[1]]
+    src = write_csv(tmp_path / "tx.csv", rows)
+    params = ingest_params(src, tmp_path / "out", max_quarantine_share=0.05)
+    with pytest.raises(DataError) as err:
+        run_ingest(params, engine)
+    msg = str(err.value)
+    assert "ingest.max_quarantine_share" in msg and "60.0%" in msg
+    assert "unparseable_date 2" in msg and "non_numeric_amount 1" in msg
+    for name in (TRANSACTIONS_FILE, QUARANTINE_FILE, REPORT_FILE):
+        assert (tmp_path / "out" / name).exists()
+    assert_reconciles(tmp_path / "out", 5)
+
+
+# --------------------------------------------------------------------------- determinism
+
+
+def test_rerun_gives_byte_identical_outputs(tmp_path: Path, engine) -> None:
+    rows = [
+        [f"{i % 97:05d}", "", f"2024-{1 + i % 12:02d}-{1 + i % 28:02d}", f"{(i * 7.31) % 500:.3f}",
+         str(i % 5), "" if i % 3 else "Sara", f"name {i % 97}", "r"]
+        for i in range(20_000)
+    ] + [_bad(amount="oops")]  # fmt: skip
+    src = write_csv(tmp_path / "tx.csv", rows)
+    digests = []
+    for run in ("a", "b"):
+        run_ingest(ingest_params(src, tmp_path / run), engine)
+        digests.append(
+            [(tmp_path / run / n).read_bytes() for n in (TRANSACTIONS_FILE, QUARANTINE_FILE)]
+        )
+        digests[-1].append((tmp_path / run / REPORT_FILE).read_bytes())
+    assert digests[0] == digests[1]
+
+
+# --------------------------------------------------------------------------- property
+
+
+_ALPHABET = st.sampled_from(list("aZé م0123456789-.,;:\"'\n\t/"))
+_FIELD = st.one_of(
+    st.text(_ALPHABET, max_size=12),
+    st.sampled_from(["", " ", "007", "2024-01-05", "2024-13-01", "12.5", "1,234.5", "nan", "x"]),
+)
+_ROW = st.lists(_FIELD, min_size=len(HEADER), max_size=len(HEADER))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=st.lists(_ROW, min_size=1, max_size=15), dup=st.lists(st.integers(0, 14), max_size=4))
+def test_every_row_is_clean_or_quarantined(rows: list[list[str]], dup: list[int]) -> None:
+    rows = rows + [rows[i % len(rows)] for i in dup]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        src = write_csv(tmp_path / "messy.csv", rows)
+        engine = EngineParams(temp_directory=str(tmp_path / "duck"))
+        report = run_ingest(ingest_params(src, tmp_path / "out"), engine)
+        assert report["rows_in"] == len(rows)
+        assert_reconciles(tmp_path / "out", len(rows))
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _cli_output(result: Any) -> str:
+    return result.output + (getattr(result, "stderr", "") or "")
+
+
+def test_cli_unknown_key_exits_2(tmp_path: Path) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text("ingest:\n  max_quarantine_shar: 0.1\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["ingest", "--params", str(params)])
+    assert result.exit_code == 2
+    assert "ingest.max_quarantine_shar" in _cli_output(result)
+
+
+def test_cli_bad_data_file_exits_3(tmp_path: Path) -> None:
+    src = tmp_path / "empty.csv"
+    src.write_bytes(b"")
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        f"engine:\n  temp_directory: {tmp_path / 'duck'}\n"
+        f"ingest:\n  source:\n    path: {src}\n  output_dir: {tmp_path / 'out'}\n",
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(app, ["ingest", "--params", str(params)])
+    assert result.exit_code == 3
+    assert "no data rows" in _cli_output(result)
