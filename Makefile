@@ -9,7 +9,7 @@ export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 export MPLBACKEND := Agg
 
-.PHONY: install run test lint bench bench-generate bench-features clean
+.PHONY: install install-bench run test lint bench-generate bench-features bench-score bench-cdnow bench-spark clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), f"churnguard needs Python >= 3.11, found {sys.version.split()[0]} (set PYTHON=python3.11)"'
@@ -31,11 +31,26 @@ test: install
 lint: install
 	$(BIN)/ruff check src tests benchmarks
 
+$(VENV)/.bench-installed: $(VENV)/.installed requirements-bench.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements-bench.lock
+	@touch $@
+
+install-bench: $(VENV)/.bench-installed
+
 bench-generate: install
 	$(BIN)/python benchmarks/generate.py
 
 bench-features: install
 	$(BIN)/python benchmarks/features.py
+
+bench-score: install
+	$(BIN)/python benchmarks/score.py
+
+bench-cdnow: install-bench
+	$(BIN)/python benchmarks/cdnow.py
+
+bench-spark: install
+	$(BIN)/python benchmarks/spark.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
