@@ -260,7 +260,7 @@ def score(
     )
     if as_json:
         typer.echo(json.dumps(summary, sort_keys=True, ensure_ascii=False))
-    else:
+    elif not quiet:
         err_console.print(
             f"lists: {summary['output_dir']}/by_manager/  report: {summary['output_dir']}/report.html "
             f"({summary['status']})",
@@ -312,7 +312,10 @@ def where(params: ParamsOpt = Path("params.yaml")) -> None:
         ("feature snapshots", f"{p.features.output_dir}/snapshots.parquet"),
         ("scoring snapshot", f"{p.features.output_dir}/current.parquet"),
         ("model", p.train.model_dir),
-        ("retention lists", f"{p.score.output_root}/<as_of>/by_manager/"),
+        ("evaluation", f"{p.evaluate.model_dir}/eval/metrics.json"),
+        ("lists (dvc repro)", f"{p.score.output_root}/latest/by_manager/"),
+        ("report (dvc repro)", f"{p.score.output_root}/latest/report.html"),
+        ("scheduled lists", f"{p.score.output_root}/<as_of>/by_manager/"),
     ]
     width = max(len(k) for k, _ in rows)
     for label, path in rows:

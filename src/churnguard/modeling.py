@@ -27,6 +27,7 @@ CALIBRATOR_FILE = "calibrator.json"
 FEATURES_FILE = "features.json"
 METADATA_FILE = "metadata.json"
 EPS = 1e-6
+P_FLOOR = 1e-3  # calibrated probabilities stay in [0.001, 0.999]
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -47,7 +48,8 @@ class Calibrator:
     def predict(self, raw: np.ndarray) -> np.ndarray:
         raw = np.asarray(raw, dtype=float)
         if self.kind == "isotonic":
-            return np.clip(np.interp(raw, np.array(self.x), np.array(self.y)), 0.0, 1.0)
+            # a step with no churner (or no stayer) in validation says 0 (or 1); keep a margin
+            return np.clip(np.interp(raw, np.array(self.x), np.array(self.y)), P_FLOOR, 1 - P_FLOOR)
         if self.kind == "sigmoid":
             return 1.0 / (1.0 + np.exp(-(self.a * _logit(raw) + self.b)))
         return np.clip(raw, 0.0, 1.0)

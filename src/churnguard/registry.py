@@ -71,8 +71,10 @@ def _champion_metrics(p: TrainParams, test: pd.DataFrame) -> tuple[dict[str, flo
     if loaded is None:
         return None, "no current champion"
     model, version = loaded
+    schema = model.metadata.get_input_schema()
+    columns = schema.input_names() if schema is not None else list(test.columns)
     try:
-        p_champ = np.asarray(model.predict(test), dtype=float).ravel()
+        p_champ = np.asarray(model.predict(test[columns]), dtype=float).ravel()
     except Exception as exc:  # the champion's own input checks, e.g. a changed feature list
         return None, f"champion v{version} cannot score the test rows ({type(exc).__name__}); compared with baselines only"
     metrics = binary_metrics(test["churned"].to_numpy(dtype=int), p_champ)

@@ -321,6 +321,8 @@ def run_score(
     with folder_lock(out_dir):
         if restore_interrupted_swap(out_dir):
             log.warning("%s: restored the previous lists after an interrupted run", out_dir)
+        for stale in out_dir.parent.glob(f".{out_dir.name}.staging-*"):
+            shutil.rmtree(stale, ignore_errors=True)  # left by a killed run (we hold the lock)
         loaded = load_model(model, registered_name)
         inputs = {
             "as_of": as_of.isoformat(),

@@ -38,6 +38,9 @@ def init_tracking(uri: str | None = None) -> str:
     import mlflow
     from mlflow.tracking import MlflowClient
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     uri = uri or default_tracking_uri()
     if uri.startswith("sqlite:///"):
         db = Path(uri.removeprefix("sqlite:///"))
@@ -149,7 +152,7 @@ def log_training(
     src = Path(__file__).resolve().parent
     info = mlflow.pyfunc.log_model(
         name="model",
-        python_model=pyfunc_class()(),
+        python_model=str(src / "pyfunc_entry.py"),
         artifacts={"model_dir": str(Path(model_dir).resolve())},
         code_paths=[str(src)],
         signature=signature,

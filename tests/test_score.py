@@ -1,0 +1,163 @@
+"""Batch scoring as a scheduler sees it: idempotent, atomic, locked; errors with exit codes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from churnguard.config import ReportParams, ScoreParams, load_params
+from churnguard.errors import DataError, LockedError, ModelError
+from churnguard.io import backup_name, folder_lock, restore_interrupted_swap
+from churnguard.modeling import ChurnModel
+from churnguard.score import run_score, score_frame
+
+REPO = Path(__file__).resolve().parents[1]
+AS_OF = dt.date(2024, 12, 31)
+
+
+def score_params() -> ScoreParams:
+    """The shipped playbook from params.yaml, so the tests exercise the real default."""
+    return load_params(REPO / "params.yaml").score
+
+
+def run(pipeline, out_root: Path, **kw):
+    return run_score(
+        score_params().model_copy(update={"output_root": str(out_root)}),
+        pipeline.features,
+        ReportParams(),
+        pipeline.engine,
+        model=pipeline.train.model_dir,
+        transactions=pipeline.transactions,
+        **kw,
+    )
+
+
+def files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def scored(pipeline, tmp_path_factory):
+    root = tmp_path_factory.mktemp("scores")
+    summary = run(pipeline, root, as_of=AS_OF)
+    return root, summary
+
+
+def test_outputs_exist_and_reconcile(scored):
+    root, summary = scored
+    out = root / AS_OF.isoformat()
+    assert summary["status"] == "written"
+    risk = pd.read_csv(out / "risk_list.csv", encoding="utf-8-sig", dtype={"customer_id": str})
+    assert len(risk) == summary["customers_scored"] and risk.customer_id.is_unique
+    assert (risk["rank"] > 0).sum() == summary["customers_on_lists"]
+    assert (risk.loc[risk["rank"] > 0, "expected_net_benefit"] > 0).all()
+    manager_files = sorted((out / "by_manager").glob("*.csv"))
+    assert len(manager_files) == len(summary["manager_files"]) == risk.account_manager.nunique()
+    capacity = score_params().manager_capacity_per_week
+    for path in manager_files:
+        assert path.read_bytes().startswith(b"\xef\xbb\xbf")
+        mine = pd.read_csv(path, encoding="utf-8-sig")
+        ranked = mine[mine["rank"].notna()]
+        assert len(ranked) <= capacity
+        assert ranked["expected_net_benefit"].is_monotonic_decreasing
+        assert (ranked["reasons"].str.len() > 0).all()
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "http://" not in html and "https://" not in html and "<script" not in html
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert set(manifest["files"]) <= set(files(out))
+
+
+def test_rerun_is_a_no_op_and_force_is_byte_identical(pipeline, scored):
+    root, _ = scored
+    out = root / AS_OF.isoformat()
+    before = files(out)
+    mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    again = run(pipeline, root, as_of=AS_OF)
+    assert again["status"] == "up-to-date"
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == mtimes
+    forced = run(pipeline, root, as_of=AS_OF, force=True)
+    assert forced["status"] == "written"
+    assert files(out) == before
+
+
+def test_second_run_on_a_locked_folder_stops_at_once(pipeline, scored):
+    root, _ = scored
+    out = root / AS_OF.isoformat()
+    before = files(out)
+    with folder_lock(out), pytest.raises(LockedError, match="being written") as err:
+        run(pipeline, root, as_of=AS_OF, force=True)
+    assert err.value.exit_code == 5
+    assert files(out) == before
+
+
+def test_a_run_killed_before_the_swap_leaves_the_previous_lists_intact(pipeline, scored, tmp_path):
+    root, _ = scored
+    out = root / AS_OF.isoformat()
+    before = files(out)
+    script = textwrap.dedent(
+        f"""
+        import os, signal, datetime as dt
+        from pathlib import Path
+        from churnguard.config import ReportParams, load_params, EngineParams, FeaturesParams
+        from churnguard.score import run_score
+        sp = load_params({str(REPO / "params.yaml")!r}).score.model_copy(update={{"output_root": {str(root)!r}}})
+        fp = FeaturesParams.model_validate_json({pipeline.features.model_dump_json()!r})
+        engine = EngineParams.model_validate_json({pipeline.engine.model_dump_json()!r})
+        def die(staging):
+            assert any(Path(staging).rglob("*.csv"))  # new files fully written, not yet swapped in
+            os.kill(os.getpid(), signal.SIGKILL)
+        run_score(sp, fp, ReportParams(), engine, as_of=dt.date.fromisoformat({AS_OF.isoformat()!r}),
+                  model={pipeline.train.model_dir!r}, transactions=Path({str(pipeline.transactions)!r}),
+                  force=True, before_swap=die)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    assert files(out) == before  # the previous lists, untouched
+    assert not any(p.name.endswith(".tmp") for p in out.rglob("*"))
+    assert list(root.glob(f".{out.name}.staging-*"))  # what the killed run left beside it...
+    run(pipeline, root, as_of=AS_OF, force=True)
+    assert not list(root.glob(f".{out.name}.staging-*"))  # ...is cleaned by the next run
+
+
+def test_interrupted_swap_is_restored(tmp_path):
+    final = tmp_path / "2024-12-31"
+    final.mkdir()
+    (final / "risk_list.csv").write_text("old")
+    os.replace(final, backup_name(final))  # died between the two renames
+    assert restore_interrupted_swap(final)
+    assert (final / "risk_list.csv").read_text() == "old"
+
+
+def test_change_against_the_previous_list(pipeline, scored):
+    root, _ = scored
+    later = AS_OF + dt.timedelta(days=7)  # data ends on AS_OF: a week of silence
+    run(pipeline, root, as_of=later)
+    risk = pd.read_csv(root / later.isoformat() / "risk_list.csv", encoding="utf-8-sig")
+    listed = risk[risk["rank"] > 0]
+    assert set(listed["change"]) <= {"new", "escalated", "de-escalated", "unchanged"}
+    assert "unchanged" in set(listed["change"])
+    summary = json.loads((root / later.isoformat() / "summary.json").read_text())
+    assert summary["previous_list"] == AS_OF.isoformat()
+
+
+def test_feature_mismatch_is_refused(pipeline):
+    model = ChurnModel.load(pipeline.train.model_dir)
+    snap = pd.read_parquet(Path(pipeline.features.output_dir) / "current.parquet")
+    with pytest.raises(ModelError, match="recency_days") as err:
+        score_frame(snap.drop(columns=["recency_days"]), model, score_params())
+    assert err.value.exit_code == 4
+
+
+def test_empty_population_is_a_data_error(pipeline, tmp_path):
+    with pytest.raises(DataError, match="empty population") as err:
+        run(pipeline, tmp_path, as_of=dt.date(2000, 1, 1))
+    assert err.value.exit_code == 3
