@@ -7,22 +7,32 @@ from pathlib import Path
 import duckdb
 
 from churnguard.config import EngineParams
+from churnguard.errors import ConfigError
 
 
 def connect(engine: EngineParams) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with the memory limit, threads and spill folder from params.
 
     DuckDB spills to ``temp_directory`` instead of failing when a query needs more
-    than ``memory_limit``.
+    than ``memory_limit``. Bad settings raise :class:`ConfigError` naming the keys.
     """
     temp = Path(engine.temp_directory)
     temp.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(":memory:")
-    con.execute("SET memory_limit = ?", [engine.memory_limit])
-    con.execute("SET threads = ?", [engine.threads])
-    con.execute("SET temp_directory = ?", [str(temp)])
-    con.execute("SET preserve_insertion_order = true")
+    config = {
+        "memory_limit": engine.memory_limit,
+        "threads": engine.threads,
+        "temp_directory": str(temp),
+        "preserve_insertion_order": True,  # row order follows the input (source_row)
+    }
+    try:
+        con = duckdb.connect(":memory:", config=config)
+    except duckdb.Error as exc:
+        raise ConfigError(
+            f"DuckDB rejected the engine settings (engine.memory_limit={engine.memory_limit!r}, "
+            f"engine.threads={engine.threads}, engine.temp_directory={str(temp)!r}): {exc}"
+        ) from None
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
     return con
 
 

@@ -35,6 +35,7 @@ from typing import Any
 import duckdb
 
 from churnguard.config import CANONICAL_COLUMNS, REQUIRED_COLUMNS, EngineParams, IngestParams
+from churnguard.db import connect, sql_ident
 from churnguard.errors import ChurnguardError, ConfigError, DataError
 from churnguard.io import atomic_path, write_json_atomic
 
@@ -70,11 +71,6 @@ CREATE OR REPLACE TEMP MACRO cg_clean(x) AS
 CREATE OR REPLACE TEMP MACRO cg_show(x) AS
     coalesce('''' || left(CAST(x AS VARCHAR), 80) || '''', 'empty');
 """
-
-
-def quote_ident(name: str) -> str:
-    """Quote an SQL identifier: wrap in double quotes, double any inner double quote."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 @dataclass
@@ -155,24 +151,8 @@ def _check_file(path: Path) -> None:
 
 
 def _connect(engine: EngineParams) -> duckdb.DuckDBPyConnection:
-    """In-memory DuckDB that spills to ``engine.temp_directory`` beyond ``memory_limit``."""
-    tmp = Path(engine.temp_directory)
-    tmp.mkdir(parents=True, exist_ok=True)
-    config = {
-        "memory_limit": engine.memory_limit,
-        "threads": engine.threads,
-        "temp_directory": str(tmp),
-        "preserve_insertion_order": True,  # source_row follows the file order
-    }
-    try:
-        con = duckdb.connect(":memory:", config=config)
-    except duckdb.Error as exc:
-        raise ConfigError(
-            f"DuckDB rejected the engine settings (engine.memory_limit={engine.memory_limit!r}, "
-            f"engine.threads={engine.threads}, engine.temp_directory={str(tmp)!r}): {exc}"
-        ) from None
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET enable_progress_bar = false")
+    """The shared DuckDB connection plus the macros the validation SQL uses."""
+    con = connect(engine)
     con.execute(_MACROS)
     return con
 
@@ -254,7 +234,7 @@ def _open_csv(con: duckdb.DuckDBPyConnection, params: IngestParams, path: Path) 
     if len(src.delimiter) != 1:
         found = [r[0] for r in _read(con, f"DESCRIBE SELECT * FROM {call}", binds, params, path)]
     mapped = _resolve_columns(params, path, found)
-    select = ", ".join(f"{quote_ident(s)} AS {quote_ident(c)}" for c, s in mapped.items())
+    select = ", ".join(f"{sql_ident(s)} AS {sql_ident(c)}" for c, s in mapped.items())
     _read(con, f"CREATE TEMP TABLE raw_csv AS SELECT {select} FROM {call}", binds, params, path)
     # CTAS keeps insertion order, so rowid is the 0-based data row number.
     con.execute("CREATE TEMP VIEW raw AS SELECT rowid + 1 AS source_row, * FROM raw_csv")
@@ -286,7 +266,7 @@ def _open_whitespace(con: duckdb.DuckDBPyConnection, params: IngestParams, path:
         first_data = 0
     mapped = _resolve_columns(params, path, found)
     position = {name: i + 1 for i, name in enumerate(found)}
-    select = ", ".join(f"parts[{position[s]}] AS {quote_ident(c)}" for c, s in mapped.items())
+    select = ", ".join(f"parts[{position[s]}] AS {sql_ident(c)}" for c, s in mapped.items())
     con.execute(
         f"CREATE TEMP VIEW raw AS SELECT rowid + {1 - first_data} AS source_row, "
         f"len(parts) AS n_fields, {select} FROM raw_lines WHERE rowid >= {first_data}"
@@ -302,13 +282,13 @@ def _open_parquet(con: duckdb.DuckDBPyConnection, params: IngestParams, path: Pa
     typed: dict[str, str] = {}
     cols = []
     for c, s in mapped.items():
-        cols.append(f"CAST({quote_ident(s)} AS VARCHAR) AS {quote_ident(c)}")
+        cols.append(f"CAST({sql_ident(s)} AS VARCHAR) AS {sql_ident(c)}")
         kind = _type_kind(types[s])
         if (c == "ts" and kind == "temporal") or (
             c in ("amount", "quantity") and kind == "numeric"
         ):
             typed[c] = types[s]
-            cols.append(f"{quote_ident(s)} AS {quote_ident(c + '__typed')}")
+            cols.append(f"{sql_ident(s)} AS {sql_ident(c + '__typed')}")
     # Views cannot hold bound parameters, so the mapped columns are copied once (out of core).
     sql = (
         "CREATE TEMP TABLE raw AS SELECT file_row_number + 1 AS source_row, "
@@ -472,9 +452,9 @@ def _number_sql(text: str, binds: dict[str, Any], params: IngestParams) -> str:
 
 def _value_sql(raw: _Raw, c: str, binds: dict[str, Any], params: IngestParams) -> str:
     """Parsed value of canonical column ``c`` (typed Parquet columns are used directly)."""
-    q = quote_ident(c)
+    q = sql_ident(c)
     if c in raw.typed:
-        typed = quote_ident(c + "__typed")
+        typed = sql_ident(c + "__typed")
         if c == "ts":
             return f"TRY_CAST({typed} AS TIMESTAMP)"
         return f"CASE WHEN isfinite(CAST({typed} AS DOUBLE)) THEN CAST({typed} AS DOUBLE) END"
@@ -496,23 +476,23 @@ def _validate(con: duckdb.DuckDBPyConnection, raw: _Raw, params: IngestParams) -
     src = params.source
     m = raw.mapped
     binds: dict[str, Any] = {f"src_{c}": s for c, s in m.items()}
-    raw_cols = [quote_ident(c) for c in m]
+    raw_cols = [sql_ident(c) for c in m]
 
     parsed = [
         "source_row",
         *raw_cols,
         "n_fields" if raw.expected_fields is not None else "NULL::BIGINT AS n_fields",
-        f"cg_clean({quote_ident('customer_id')}) AS p_customer_id",
+        f"cg_clean({sql_ident('customer_id')}) AS p_customer_id",
         f"{_value_sql(raw, 'ts', binds, params)} AS p_ts",
         f"{_value_sql(raw, 'amount', binds, params)} AS p_amount",
     ]
     if "quantity" in m:
-        parsed.append(f"cg_clean({quote_ident('quantity')}) AS t_quantity")
+        parsed.append(f"cg_clean({sql_ident('quantity')}) AS t_quantity")
         parsed.append(f"{_value_sql(raw, 'quantity', binds, params)} AS p_quantity")
     else:
         parsed += ["NULL::VARCHAR AS t_quantity", "NULL::DOUBLE AS p_quantity"]
     for c in ("order_id", "account_manager", "customer_name", "region", "product_id"):
-        expr = f"cg_clean({quote_ident(c)})" if c in m else "NULL::VARCHAR"
+        expr = f"cg_clean({sql_ident(c)})" if c in m else "NULL::VARCHAR"
         parsed.append(f"{expr} AS p_{c}")
 
     if params.drop_exact_duplicates:
@@ -650,7 +630,7 @@ ORDER BY customer_id, ts, source_row"""
 
 def _write_quarantine(con: duckdb.DuckDBPyConnection, raw: _Raw, target: Path) -> None:
     raw_cols = ", ".join(
-        f"CAST({quote_ident(c)} AS VARCHAR) AS {quote_ident(c)}" for c in raw.mapped
+        f"CAST({sql_ident(c)} AS VARCHAR) AS {sql_ident(c)}" for c in raw.mapped
     )
     select = f"""
 SELECT CAST(source_row AS BIGINT) AS source_row, reason, detail, {raw_cols}
