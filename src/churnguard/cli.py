@@ -9,12 +9,15 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from churnguard.config import Params, load_params
 from churnguard.errors import ChurnguardError, ConfigError
@@ -50,6 +53,22 @@ def _setup_logging(quiet: bool = False) -> None:
         root.addHandler(handler)
     root.setLevel(logging.WARNING)
     logging.getLogger("churnguard").setLevel(logging.WARNING if quiet else logging.INFO)
+
+
+@contextmanager
+def progress_bar(enabled: bool = True) -> Iterator[Callable[[str, float], None]]:
+    """A rich progress bar fed by ``update(stage, fraction_done)``; silent when not a terminal."""
+    if not enabled or not err_console.is_terminal:
+        yield lambda stage, fraction: None
+        return
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        task = bar.add_task("starting", total=1.0)
+
+        def update(stage: str, fraction: float) -> None:
+            bar.update(task, description=stage, completed=max(0.0, min(1.0, fraction)))
+
+        yield update
 
 
 def _fail(exc: ChurnguardError) -> None:
@@ -96,7 +115,8 @@ def generate(
         overrides["output"] = str(output)
     if overrides:
         cfg = cfg.model_copy(update=overrides)
-    summary = _run(synth.run_generate, cfg)
+    with progress_bar(not quiet) as update:
+        summary = _run(synth.run_generate, cfg, update)
     log.info(
         "generated %s transactions for %s customers → %s",
         f"{summary['rows']:,}",
