@@ -161,3 +161,37 @@ def test_empty_population_is_a_data_error(pipeline, tmp_path):
     with pytest.raises(DataError, match="empty population") as err:
         run(pipeline, tmp_path, as_of=dt.date(2000, 1, 1))
     assert err.value.exit_code == 3
+
+
+def test_change_statuses_from_hand_built_lists():
+    from churnguard.score import compare_with_previous
+
+    cur = pd.DataFrame(
+        {
+            "customer_id": ["a", "b", "c", "d", "e"],
+            "customer_name": ["A", "B", "C", "D", "E"],
+            "account_manager": ["M"] * 5,
+            "on_list": [True, True, True, True, False],
+            "risk_band": ["high", "medium", "high", "medium", "low"],
+            "p_churn": [0.7, 0.4, 0.8, 0.5, 0.1],
+            "last_purchase_date": ["2024-01-01"] * 4 + ["2024-03-01"],
+        }
+    )
+    prev = pd.DataFrame(
+        {
+            "customer_id": ["b", "c", "d", "e", "f"],
+            "customer_name": ["B", "C", "D", "E", "F"],
+            "account_manager": ["M"] * 5,
+            "rank": [1, 2, 3, 4, 5],
+            "risk_band": ["medium", "medium", "high", "high", "high"],
+            "p_churn": [0.45, 0.5, 0.7, 0.9, 0.9],
+            "last_purchase_date": ["2024-01-01"] * 3 + ["2024-01-15", "2024-01-01"],
+        }
+    )
+    change, gone, movers = compare_with_previous(cur, prev)
+    assert dict(zip(cur.customer_id, change, strict=True)) == {
+        "a": "new", "b": "unchanged", "c": "escalated", "d": "de-escalated", "e": "",
+    }
+    # e bought again since the last list; f is no longer scored at all
+    assert dict(zip(gone.customer_id, gone.change, strict=True)) == {"e": "recovered", "f": "off list"}
+    assert movers.iloc[0]["customer_id"] == "e" and movers.iloc[-1]["customer_id"] == "c"
