@@ -32,7 +32,9 @@ def connect(engine: EngineParams) -> duckdb.DuckDBPyConnection:
             f"engine.threads={engine.threads}, engine.temp_directory={str(temp)!r}): {exc}"
         ) from None
     con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET enable_progress_bar = false")
+    # off for pipelines; inside a Jupyter kernel it is already off and DuckDB refuses to set it
+    if con.execute("SELECT current_setting('enable_progress_bar')").fetchone()[0]:
+        con.execute("SET enable_progress_bar = false")
     return con
 
 
