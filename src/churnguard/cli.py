@@ -43,6 +43,18 @@ ParamsOpt = Annotated[
     Path, typer.Option("--params", "-p", help="Path to params.yaml.", show_default=True)
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")]
+EngineOpt = Annotated[
+    str | None, typer.Option("--engine", help="Override engine.name: duckdb | spark.")
+]
+
+
+def _with_engine(p: Params, engine: str | None) -> Params:
+    """``--engine`` overrides ``engine.name`` (validated like params.yaml)."""
+    if engine is None:
+        return p
+    if engine not in ("duckdb", "spark"):
+        _fail(ConfigError(f"--engine must be duckdb or spark, not {engine!r}"))
+    return p.model_copy(update={"engine": p.engine.model_copy(update={"name": engine})})
 
 
 def _setup_logging(quiet: bool = False) -> None:
@@ -150,12 +162,13 @@ def features(
     describe: Annotated[
         bool, typer.Option("--describe", help="Print the feature dictionary (Markdown) and exit.")
     ] = False,
+    engine: EngineOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Build point-in-time snapshots (labelled, one per cutoff) and the as-of scoring snapshot."""
     from churnguard import features as features_mod
 
-    p = _load(params, quiet)
+    p = _with_engine(_load(params, quiet), engine)
     if describe:
         typer.echo(features_mod.describe_markdown(p.features), nl=False)
         return
@@ -247,6 +260,7 @@ def score(
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Rewrite even when inputs are unchanged.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
+    engine: EngineOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Score customers into ranked, costed retention-action lists per account manager.
@@ -258,7 +272,7 @@ def score(
 
     from churnguard import score as score_mod
 
-    p = _load(params, quiet or as_json)
+    p = _with_engine(_load(params, quiet or as_json), engine)
     day = None
     if as_of is not None:
         try:

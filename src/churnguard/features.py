@@ -247,6 +247,10 @@ def snapshot_frame(
 
 def run_features(params: FeaturesParams, engine: EngineParams) -> dict[str, Any]:
     """Build ``snapshots.parquet`` (labelled cutoffs) and ``current.parquet`` (as-of)."""
+    if engine.name == "spark":  # engine switch: same SQL, transpiled (spark_engine.py)
+        from churnguard import spark_engine
+
+        return spark_engine.run_features(params, engine)
     src = Path(params.input)
     if not src.exists():
         raise DataError(f"{src}: transactions not found (features.input; run `churnguard ingest`)")

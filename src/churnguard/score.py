@@ -341,8 +341,13 @@ def run_score(
                 log.info("%s is up to date (same inputs, model and params); --force rewrites it", out_dir)
                 return {**summary, "status": "up-to-date", "output_dir": str(out_dir)}
 
-        snap = snapshot_frame(tx, as_of, fp.lost_after_days, engine)
-        scored = score_frame(snap, loaded.model, sp)
+        if engine.name == "spark":  # engine switch: snapshot + P(churn) on Spark (spark_engine.py)
+            from churnguard import spark_engine
+
+            snap, scoring_model = spark_engine.score_snapshot(tx, as_of, fp.lost_after_days, loaded, engine)
+        else:
+            snap, scoring_model = snapshot_frame(tx, as_of, fp.lost_after_days, engine), loaded.model
+        scored = score_frame(snap, scoring_model, sp)
         prev_as_of, prev = _previous_list(out_dir.parent, as_of) if output_dir is None else (None, None)
         change, gone, movers = compare_with_previous(scored, prev)
         scored["change"] = change
@@ -365,6 +370,8 @@ def run_score(
             files = _write_outputs(
                 staging, present, lists, summary, scored, movers, gone, crr, fp, sp, rp, loaded
             )
+            if engine.name == "spark":  # engine switch: partitioned Parquet of every score
+                files += spark_engine.write_scores_parquet(staging, present)
             manifest = {"key": key, "inputs": inputs, "files": files}
             write_text_atomic(staging / MANIFEST_FILE, dumps_json(manifest))
             if before_swap is not None:
