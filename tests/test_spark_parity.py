@@ -37,10 +37,8 @@ import pytest
 import sqlglot
 
 from churnguard import features as F
+from churnguard import spark_engine as S  # pyspark is locked: a missing one fails, not skips
 from churnguard.config import EngineParams, FeaturesParams, load_params
-
-pytest.importorskip("pyspark", reason="pyspark is not installed (pip install 'churnguard[spark]')")
-from churnguard import spark_engine as S  # noqa: E402
 
 pytestmark = [
     pytest.mark.skipif(not S.java_available(), reason="Java is not installed: Spark local mode needs Java 17+"),

@@ -33,7 +33,7 @@ def connect(engine: EngineParams) -> duckdb.DuckDBPyConnection:
         ) from None
     con.execute("SET TimeZone = 'UTC'")
     # off for pipelines; inside a Jupyter kernel it is already off and DuckDB refuses to set it
-    if con.execute("SELECT current_setting('enable_progress_bar')").fetchone()[0]:
+    if con.execute("SELECT current_setting('enable_progress_bar')").fetchall()[0][0]:
         con.execute("SET enable_progress_bar = false")
     return con
 
