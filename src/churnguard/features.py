@@ -281,17 +281,38 @@ def run_features(params: FeaturesParams, engine: EngineParams) -> dict[str, Any]
         ).fetchall()
     finally:
         con.close()
+    summary = run_summary(
+        per_cutoff, len(cutoffs), n_tx, (data_min, data_max), as_of, params.horizon_days, n_snap, n_cur
+    )
+    write_json_atomic(out_dir / CUTOFFS_FILE, summary)
+    return summary
+
+
+def run_summary(
+    per_cutoff: list[tuple[Any, ...]],
+    n_cutoffs: int,
+    n_tx: int,
+    data_range_: tuple[dt.date, dt.date],
+    as_of: dt.date,
+    horizon_days: int,
+    n_snap: int,
+    n_cur: int,
+) -> dict[str, Any]:
+    """Check the populations and build ``cutoffs.json`` from per-cutoff counts (any engine).
+
+    ``per_cutoff`` rows: (cutoff_date, customers, churned, lapsed, churn rate among active).
+    """
     if n_cur == 0:
         raise DataError(f"empty population at as-of {as_of}: no customer has a purchase on or before it")
     empty = [str(row[0]) for row in per_cutoff if row[1] == 0]
-    if len(per_cutoff) < len(cutoffs) or empty:
+    if len(per_cutoff) < n_cutoffs or empty:
         raise DataError(f"empty population at cutoff(s) {empty or 'some'}; move features.n_cutoffs")
     summary = {
         "transactions": n_tx,
-        "data_min": str(data_min),
-        "data_max": str(data_max),
+        "data_min": str(data_range_[0]),
+        "data_max": str(data_range_[1]),
         "as_of": str(as_of),
-        "horizon_days": params.horizon_days,
+        "horizon_days": horizon_days,
         "snapshot_rows": n_snap,
         "current_rows": n_cur,
         "cutoffs": [
@@ -305,7 +326,6 @@ def run_features(params: FeaturesParams, engine: EngineParams) -> dict[str, Any]
             for c, n, ch, la, rate in per_cutoff
         ],
     }
-    write_json_atomic(out_dir / CUTOFFS_FILE, summary)
     for row in summary["cutoffs"]:
         log.info(
             "cutoff %s: %s customers, %s lapsed, churn rate among active %s",

@@ -96,6 +96,7 @@ from churnguard.features import (
     cutoff_table,
     feature_sql,
     plan_cutoffs,
+    run_summary,
 )
 from churnguard.io import atomic_path, write_json_atomic
 
@@ -526,30 +527,9 @@ def run_features(
             ).collect()
         ]
         s.catalog.dropTempView("churnguard_snapshots")
-        if n_cur == 0:
-            raise DataError(f"empty population at as-of {as_of}: no customer has a purchase on or before it")
-        empty = [str(row[0]) for row in per_cutoff if row[1] == 0]
-        if len(per_cutoff) < len(cutoffs) or empty:
-            raise DataError(f"empty population at cutoff(s) {empty or 'some'}; move features.n_cutoffs")
-        summary = {
-            "transactions": n_tx,
-            "data_min": str(data_min),
-            "data_max": str(data_max),
-            "as_of": str(as_of),
-            "horizon_days": params.horizon_days,
-            "snapshot_rows": n_snap,
-            "current_rows": n_cur,
-            "cutoffs": [
-                {
-                    "cutoff_date": str(c),
-                    "customers": int(n),
-                    "churned": int(ch or 0),
-                    "lapsed": int(la or 0),
-                    "churn_rate_active": round(float(rate), 6) if rate is not None else None,
-                }
-                for c, n, ch, la, rate in per_cutoff
-            ],
-        }
+        summary = run_summary(
+            per_cutoff, len(cutoffs), n_tx, (data_min, data_max), as_of, params.horizon_days, n_snap, n_cur
+        )
         if _is_uri(out):
             _write_text(s, f"{out}/{CUTOFFS_FILE}", dumps_json(summary))
     if not _is_uri(out):
