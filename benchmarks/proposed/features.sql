@@ -1,0 +1,293 @@
+-- Point-in-time customer features and churn labels: one row per (cutoff, customer).
+--
+-- Inputs (views prepared by features.py, or by any other engine):
+--   transactions  canonical lines: customer_id, order_id, ts, amount, product_id,
+--                 account_manager, customer_name, region, source_row
+--   cutoffs       one row per snapshot date: cutoff_date, horizon_end (NULL = no label),
+--                 d30, d90, d180, d365 (cutoff_date minus that many days),
+--                 lost_after_days
+--
+-- Rules: a snapshot at cutoff c sees only lines dated <= c. Its label is 1 ("churned")
+-- when the customer has no purchase day in (c, horizon_end]. A purchase line has
+-- amount >= 0; a negative line is a return. Written in plain SQL that sqlglot
+-- transpiles to Spark SQL: no engine-specific functions beyond date_diff/arg_max.
+
+with lines as (
+    select
+        customer_id,
+        order_id,
+        cast(ts as date) as day,
+        -- exact, order-free sums: amounts have at most 4 decimals (ingest rounds them)
+        cast(amount as decimal(18, 4)) as amount,
+        product_id,
+        account_manager,
+        customer_name,
+        region,
+        source_row
+    from transactions
+),
+
+-- one row per order and day: purchase value, returned value, latest line (one pass)
+order_days as (
+    select
+        customer_id,
+        order_id,
+        day,
+        cast(sum(amount) filter (where amount >= 0) as decimal(18, 4)) as order_value,
+        cast(-sum(amount) filter (where amount < 0) as decimal(18, 4)) as returned,
+        max(source_row) as last_row
+    from lines
+    group by customer_id, order_id, day
+),
+
+-- one row per customer and active day (purchases and/or returns)
+daily as (
+    select
+        customer_id,
+        day,
+        count(order_value) as orders,
+        cast(coalesce(sum(order_value), 0) as decimal(18, 4)) as gross,
+        max(order_value) as max_order,
+        cast(coalesce(sum(returned), 0) as decimal(18, 4)) as returned,
+        max(last_row) as last_row
+    from order_days
+    group by customer_id, day
+),
+
+-- gap since the previous purchase day (purchase days only): one window, no join back
+daily_gaps as (
+    select
+        *,
+        case
+            when orders > 0 then date_diff(
+                'day', lag(day) over (partition by customer_id, orders > 0 order by day), day
+            )
+        end as gap_days
+    from daily
+),
+
+-- the canonical line each snapshot takes its attributes from
+line_attrs as (
+    select source_row, account_manager, customer_name, region
+    from transactions
+),
+
+-- first day each product was bought: lets distinct products be counted per cutoff
+product_first as (
+    select customer_id, product_id, min(day) as day
+    from lines
+    where amount >= 0 and product_id is not null
+    group by customer_id, product_id
+),
+
+products as (
+    select c.cutoff_date, p.customer_id, count(*) as distinct_products
+    from cutoffs as c
+    join product_first as p on p.day <= c.cutoff_date
+    group by c.cutoff_date, p.customer_id
+),
+
+history as (
+    select
+        c.cutoff_date,
+        d.customer_id,
+        min(d.day) filter (where d.orders > 0) as first_purchase_date,
+        max(d.day) filter (where d.orders > 0) as last_purchase_date,
+        count(*) filter (where d.orders > 0) as purchase_days,
+        sum(d.orders) as orders,
+        sum(d.gross) - sum(d.returned) as monetary_total,
+        sum(d.gross) as gross_spend,
+        sum(d.returned) as returned_value,
+        max(d.max_order) as max_order_value,
+        arg_max(d.gross, d.day) filter (where d.orders > 0) as last_day_spend,
+        avg(d.gap_days) as gap_mean_days,
+        stddev_samp(d.gap_days) as gap_std_days,
+        arg_max(d.gap_days, d.day) filter (where d.orders > 0) as gap_last_days,
+        sum(d.orders) filter (where d.day > c.d30) as orders_30d,
+        sum(d.orders) filter (where d.day > c.d90) as orders_90d,
+        sum(d.orders) filter (where d.day > c.d180) as orders_180d,
+        sum(d.orders) filter (where d.day > c.d365) as orders_365d,
+        sum(d.orders) filter (where d.day > c.d180 and d.day <= c.d90) as orders_prev_90d,
+        sum(d.gross - d.returned) filter (where d.day > c.d30) as spend_30d,
+        sum(d.gross - d.returned) filter (where d.day > c.d90) as spend_90d,
+        sum(d.gross - d.returned) filter (where d.day > c.d180) as spend_180d,
+        sum(d.gross - d.returned) filter (where d.day > c.d365) as spend_365d,
+        sum(d.gross - d.returned) filter (
+            where d.day > c.d180 and d.day <= c.d90
+        ) as spend_prev_90d,
+        arg_max(d.last_row, d.day) as last_row,
+        max(c.lost_after_days) as lost_after_days
+    from cutoffs as c
+    join daily_gaps as d on d.day <= c.cutoff_date
+    group by c.cutoff_date, d.customer_id
+),
+
+-- purchase days inside each label window (cutoff, horizon_end]
+future as (
+    select c.cutoff_date, o.customer_id, count(*) as future_purchase_days
+    from cutoffs as c
+    join daily as o on o.day > c.cutoff_date and o.day <= c.horizon_end and o.orders > 0
+    where c.horizon_end is not null
+    group by c.cutoff_date, o.customer_id
+),
+
+base as (
+    select
+        h.cutoff_date,
+        h.customer_id,
+        a.account_manager,
+        a.customer_name,
+        a.region,
+        h.first_purchase_date,
+        h.last_purchase_date,
+        date_diff('day', h.last_purchase_date, h.cutoff_date) as recency_days,
+        date_diff('day', h.first_purchase_date, h.cutoff_date) as tenure_days,
+        h.purchase_days,
+        h.orders,
+        h.monetary_total,
+        h.gross_spend / h.orders as avg_order_value,
+        h.max_order_value,
+        h.last_day_spend,
+        h.gap_mean_days,
+        h.gap_std_days,
+        h.gap_last_days,
+        date_diff('day', h.last_purchase_date, h.cutoff_date) / h.gap_mean_days as recency_to_gap,
+        coalesce(h.orders_30d, 0) as orders_30d,
+        coalesce(h.orders_90d, 0) as orders_90d,
+        coalesce(h.orders_180d, 0) as orders_180d,
+        coalesce(h.orders_365d, 0) as orders_365d,
+        coalesce(h.orders_prev_90d, 0) as orders_prev_90d,
+        coalesce(h.spend_30d, 0) as spend_30d,
+        coalesce(h.spend_90d, 0) as spend_90d,
+        coalesce(h.spend_180d, 0) as spend_180d,
+        coalesce(h.spend_365d, 0) as spend_365d,
+        coalesce(h.spend_prev_90d, 0) as spend_prev_90d,
+        case
+            when h.gross_spend > 0 then h.returned_value / h.gross_spend else 0
+        end as returned_share,
+        coalesce(p.distinct_products, 0) as distinct_products,
+        case when h.purchase_days = 1 then 1 else 0 end as one_time_buyer,
+        case
+            when date_diff('day', h.last_purchase_date, h.cutoff_date) > h.lost_after_days then 1
+            else 0
+        end as lapsed,
+        case
+            when c.horizon_end is null then null
+            when f.future_purchase_days is null then 1
+            else 0
+        end as churned
+    from history as h
+    join cutoffs as c on c.cutoff_date = h.cutoff_date
+    left join products as p on p.cutoff_date = h.cutoff_date and p.customer_id = h.customer_id
+    left join future as f on f.cutoff_date = h.cutoff_date and f.customer_id = h.customer_id
+    join line_attrs as a on a.source_row = h.last_row
+    where h.purchase_days > 0
+),
+
+trended as (
+    select
+        *,
+        case
+            when orders_90d + orders_prev_90d > 0
+                then (orders_90d - orders_prev_90d) / (orders_90d + orders_prev_90d)
+        end as orders_trend_90d,
+        case
+            when abs(spend_90d) + abs(spend_prev_90d) > 0
+                then (spend_90d - spend_prev_90d) / (abs(spend_90d) + abs(spend_prev_90d))
+        end as spend_trend_90d
+    from base
+),
+
+-- RFM quintile scores within each cutoff; ties share a score (percent_rank). Ranked on a
+-- narrow projection and joined back: sorting three keys is far cheaper than sorting every
+-- feature column three times.
+ranks as (
+    select
+        cutoff_date,
+        customer_id,
+        least(5, 1 + floor(5 * percent_rank() over (
+            partition by cutoff_date order by recency_days desc
+        ))) as r_score,
+        least(5, 1 + floor(5 * percent_rank() over (
+            partition by cutoff_date order by purchase_days
+        ))) as f_score,
+        least(5, 1 + floor(5 * percent_rank() over (
+            partition by cutoff_date order by monetary_total
+        ))) as m_score
+    from (select cutoff_date, customer_id, recency_days, purchase_days, monetary_total from trended)
+),
+
+scored as (
+    select t.*, r.r_score, r.f_score, r.m_score
+    from trended as t
+    join ranks as r on r.cutoff_date = t.cutoff_date and r.customer_id = t.customer_id
+),
+
+segmented as (
+    select
+        *,
+        r_score + f_score + m_score as rfm_score,
+        case
+            when r_score >= 4 and round((f_score + m_score) / 2.0) >= 4 then 'Champions'
+            when r_score = 3 and round((f_score + m_score) / 2.0) >= 4 then 'Loyal'
+            when r_score >= 4 and round((f_score + m_score) / 2.0) >= 2 then 'Potential loyalist'
+            when r_score = 5 then 'New'
+            when r_score = 4 then 'Promising'
+            when r_score = 3 then 'Needs attention'
+            when round((f_score + m_score) / 2.0) = 5 then 'Can''t lose them'
+            when round((f_score + m_score) / 2.0) >= 3 then 'At risk'
+            when r_score = 2 then 'Hibernating'
+            else 'Lost'
+        end as rfm_segment
+    from scored
+),
+
+-- fixed types and rounding: identical inputs give byte-identical files
+final as (
+    select
+        cutoff_date,
+        customer_id,
+        account_manager,
+        customer_name,
+        region,
+        first_purchase_date,
+        last_purchase_date,
+        cast(recency_days as integer) as recency_days,
+        cast(tenure_days as integer) as tenure_days,
+        cast(purchase_days as integer) as purchase_days,
+        cast(orders as integer) as orders,
+        cast(round(monetary_total, 4) as double) as monetary_total,
+        cast(round(avg_order_value, 4) as double) as avg_order_value,
+        cast(round(max_order_value, 4) as double) as max_order_value,
+        cast(round(last_day_spend, 4) as double) as last_day_spend,
+        cast(round(gap_mean_days, 6) as double) as gap_mean_days,
+        cast(round(gap_std_days, 6) as double) as gap_std_days,
+        cast(gap_last_days as double) as gap_last_days,
+        cast(round(recency_to_gap, 6) as double) as recency_to_gap,
+        cast(orders_30d as integer) as orders_30d,
+        cast(orders_90d as integer) as orders_90d,
+        cast(orders_180d as integer) as orders_180d,
+        cast(orders_365d as integer) as orders_365d,
+        cast(orders_prev_90d as integer) as orders_prev_90d,
+        cast(round(spend_30d, 4) as double) as spend_30d,
+        cast(round(spend_90d, 4) as double) as spend_90d,
+        cast(round(spend_180d, 4) as double) as spend_180d,
+        cast(round(spend_365d, 4) as double) as spend_365d,
+        cast(round(spend_prev_90d, 4) as double) as spend_prev_90d,
+        cast(round(orders_trend_90d, 6) as double) as orders_trend_90d,
+        cast(round(spend_trend_90d, 6) as double) as spend_trend_90d,
+        cast(round(returned_share, 6) as double) as returned_share,
+        cast(distinct_products as integer) as distinct_products,
+        cast(one_time_buyer as integer) as one_time_buyer,
+        cast(r_score as integer) as r_score,
+        cast(f_score as integer) as f_score,
+        cast(m_score as integer) as m_score,
+        cast(rfm_score as integer) as rfm_score,
+        rfm_segment,
+        cast(lapsed as integer) as lapsed,
+        cast(churned as integer) as churned
+    from segmented
+)
+
+select * from final
+order by cutoff_date, customer_id
