@@ -50,6 +50,7 @@ from _common import (  # noqa: E402
     machine,
     parse_count,
     run_child,
+    update_docs,
 )
 
 SCRIPT = Path(__file__).resolve()
@@ -433,8 +434,19 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="6 cutoffs: also run the proposed per-cutoff loop at these memory limits (e.g. 3GB)",
     )
+    parser.add_argument(
+        "--no-docs", action="store_true", help="do not rewrite the docs/benchmarks.md section"
+    )
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="only rewrite the docs/benchmarks.md section from the existing results",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "features.json")
     args = parser.parse_args(argv)
+    if args.render_only:
+        update_docs()
+        return 0
     args.proposed_one_query_max = parse_count(args.proposed_one_query_max)
     args.loop_memory_limits = [m for m in args.loop_memory_limits.split(",") if m]
     sizes = [parse_count(s) for s in args.sizes.split(",") if s]
@@ -477,6 +489,8 @@ def main(argv: list[str] | None = None) -> int:
     from churnguard.io import write_json_atomic
 
     write_json_atomic(args.out, result)
+    if not args.no_docs and args.out.resolve() == (RESULTS_DIR / args.out.name).resolve():
+        update_docs()
     print(json.dumps(result, indent=2), file=sys.stderr)
     return 0
 

@@ -46,6 +46,7 @@ from _common import (  # noqa: E402
     machine,
     parse_count,
     run_child,
+    update_docs,
 )
 
 SCRIPT = Path(__file__).resolve()
@@ -251,8 +252,19 @@ def main(argv: list[str] | None = None) -> int:
         "one variant 'proposed_<scope>' each",
     )
     parser.add_argument("--skip-package", action="store_true", help="run only the proposed variant")
+    parser.add_argument(
+        "--no-docs", action="store_true", help="do not rewrite the docs/benchmarks.md section"
+    )
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="only rewrite the docs/benchmarks.md section from the existing results",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "score.json")
     args = parser.parse_args(argv)
+    if args.render_only:
+        update_docs()
+        return 0
     for key in ("proposed_sql", "proposed"):
         if getattr(args, key):
             setattr(args, key, str(Path(getattr(args, key)).resolve()))
@@ -361,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
                 a["median_seconds"] / b["median_seconds"], 2
             )
     write_json_atomic(args.out, result)
+    if not args.no_docs and args.out.resolve() == (RESULTS_DIR / args.out.name).resolve():
+        update_docs()
     print(json.dumps(result, indent=2), file=sys.stderr)
     return 0
 

@@ -151,7 +151,11 @@ def compare(duck: Path, spark: Path) -> dict[str, Any]:
     schema = pq.read_schema(duck)
     floats = [f.name for f in schema if str(f.type) == "double"]
     exact = [f.name for f in schema if f.name not in floats and f.name not in ("cutoff_date", "customer_id")]
-    fd = {c: f"coalesce(abs(a.{c} - b.{c}) > 1e-9, a.{c} is null <> b.{c} is null)" for c in floats}
+    fd = {
+        c: f"case when a.{c} is null or b.{c} is null then (a.{c} is null) <> (b.{c} is null) "
+        f"else abs(a.{c} - b.{c}) > 1e-9 end"
+        for c in floats
+    }
     ed = {c: f"a.{c} is distinct from b.{c}" for c in exact}
     sql = COMPARE_SQL.format(
         float_diff=" or ".join(fd.values()),
