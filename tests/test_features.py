@@ -249,3 +249,14 @@ def test_feature_docs_are_generated_from_code():
     assert committed.read_text(encoding="utf-8") == F.describe_markdown(FeaturesParams()), (
         "docs/features.md is stale: run `churnguard features --describe > docs/features.md`"
     )
+
+
+def test_output_does_not_depend_on_thread_count(pipeline, tmp_path):
+    """Money is summed exactly (DECIMAL), so row order across threads cannot move a rounding tie."""
+    digests = set()
+    for threads in (1, 2, 4):
+        out = tmp_path / f"t{threads}"
+        engine = pipeline.engine.model_copy(update={"threads": threads})
+        F.run_features(pipeline.features.model_copy(update={"output_dir": str(out)}), engine)
+        digests.add((out / F.SNAPSHOTS_FILE).read_bytes() + (out / F.CURRENT_FILE).read_bytes())
+    assert len(digests) == 1

@@ -11,6 +11,9 @@
 -- when the customer has no purchase day in (c, horizon_end]. A purchase line has
 -- amount >= 0; a negative line is a return. Written in plain SQL that sqlglot
 -- transpiles to Spark SQL: no engine-specific functions beyond date_diff/arg_max.
+-- Money is summed as DECIMAL (amounts have at most 4 decimals) and cast back to DOUBLE:
+-- a DOUBLE sum depends on row order (DuckDB threads, Spark partitions), and rounded
+-- features such as avg_order_value inherit that noise on rounding ties.
 
 with lines as (
     select
@@ -28,7 +31,7 @@ with lines as (
 
 -- one row per order and day: what the customer spent on that order
 order_days as (
-    select customer_id, order_id, day, sum(amount) as order_value
+    select customer_id, order_id, day, cast(sum(cast(amount as decimal(38, 4))) as double) as order_value
     from lines
     where amount >= 0
     group by customer_id, order_id, day
@@ -39,14 +42,14 @@ orders_daily as (
         customer_id,
         day,
         count(*) as orders,
-        sum(order_value) as gross,
+        cast(sum(cast(order_value as decimal(38, 4))) as double) as gross,
         max(order_value) as max_order
     from order_days
     group by customer_id, day
 ),
 
 returns_daily as (
-    select customer_id, day, -sum(amount) as returned
+    select customer_id, day, -cast(sum(cast(amount as decimal(38, 4))) as double) as returned
     from lines
     where amount < 0
     group by customer_id, day
@@ -118,9 +121,9 @@ history as (
         max(d.day) filter (where d.orders > 0) as last_purchase_date,
         count(*) filter (where d.orders > 0) as purchase_days,
         sum(d.orders) as orders,
-        sum(d.gross) - sum(d.returned) as monetary_total,
-        sum(d.gross) as gross_spend,
-        sum(d.returned) as returned_value,
+        cast(sum(cast(d.gross - d.returned as decimal(38, 4))) as double) as monetary_total,
+        cast(sum(cast(d.gross as decimal(38, 4))) as double) as gross_spend,
+        cast(sum(cast(d.returned as decimal(38, 4))) as double) as returned_value,
         max(d.max_order) as max_order_value,
         arg_max(d.gross, d.day) filter (where d.orders > 0) as last_day_spend,
         avg(d.gap_days) as gap_mean_days,
@@ -131,13 +134,13 @@ history as (
         sum(d.orders) filter (where d.day > c.d180) as orders_180d,
         sum(d.orders) filter (where d.day > c.d365) as orders_365d,
         sum(d.orders) filter (where d.day > c.d180 and d.day <= c.d90) as orders_prev_90d,
-        sum(d.gross - d.returned) filter (where d.day > c.d30) as spend_30d,
-        sum(d.gross - d.returned) filter (where d.day > c.d90) as spend_90d,
-        sum(d.gross - d.returned) filter (where d.day > c.d180) as spend_180d,
-        sum(d.gross - d.returned) filter (where d.day > c.d365) as spend_365d,
-        sum(d.gross - d.returned) filter (
+        cast(sum(cast(d.gross - d.returned as decimal(38, 4))) filter (where d.day > c.d30) as double) as spend_30d,
+        cast(sum(cast(d.gross - d.returned as decimal(38, 4))) filter (where d.day > c.d90) as double) as spend_90d,
+        cast(sum(cast(d.gross - d.returned as decimal(38, 4))) filter (where d.day > c.d180) as double) as spend_180d,
+        cast(sum(cast(d.gross - d.returned as decimal(38, 4))) filter (where d.day > c.d365) as double) as spend_365d,
+        cast(sum(cast(d.gross - d.returned as decimal(38, 4))) filter (
             where d.day > c.d180 and d.day <= c.d90
-        ) as spend_prev_90d,
+        ) as double) as spend_prev_90d,
         arg_max(d.account_manager, d.day) as account_manager,
         arg_max(d.customer_name, d.day) as customer_name,
         arg_max(d.region, d.day) as region,
