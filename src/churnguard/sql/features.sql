@@ -29,73 +29,48 @@ with lines as (
     from transactions
 ),
 
--- one row per order and day: what the customer spent on that order
+-- one row per order and day: purchase value, returned value, latest line (one pass)
 order_days as (
-    select customer_id, order_id, day, cast(sum(cast(amount as decimal(38, 4))) as double) as order_value
+    select
+        customer_id,
+        order_id,
+        day,
+        cast(sum(cast(amount as decimal(38, 4))) filter (where amount >= 0) as double) as order_value,
+        -cast(sum(cast(amount as decimal(38, 4))) filter (where amount < 0) as double) as returned,
+        -- the latest line that names each attribute (a NULL never overwrites a known value)
+        max(source_row) filter (where account_manager is not null) as manager_row,
+        max(source_row) filter (where customer_name is not null) as name_row,
+        max(source_row) filter (where region is not null) as region_row
     from lines
-    where amount >= 0
     group by customer_id, order_id, day
-),
-
-orders_daily as (
-    select
-        customer_id,
-        day,
-        count(*) as orders,
-        cast(sum(cast(order_value as decimal(38, 4))) as double) as gross,
-        max(order_value) as max_order
-    from order_days
-    group by customer_id, day
-),
-
-returns_daily as (
-    select customer_id, day, -cast(sum(cast(amount as decimal(38, 4))) as double) as returned
-    from lines
-    where amount < 0
-    group by customer_id, day
-),
-
-attrs_daily as (
-    select
-        customer_id,
-        day,
-        arg_max(account_manager, source_row) as account_manager,
-        arg_max(customer_name, source_row) as customer_name,
-        arg_max(region, source_row) as region
-    from lines
-    group by customer_id, day
 ),
 
 -- one row per customer and active day (purchases and/or returns)
 daily as (
     select
-        a.customer_id,
-        a.day,
-        coalesce(o.orders, 0) as orders,
-        coalesce(o.gross, 0) as gross,
-        o.max_order,
-        coalesce(r.returned, 0) as returned,
-        a.account_manager,
-        a.customer_name,
-        a.region
-    from attrs_daily as a
-    left join orders_daily as o on o.customer_id = a.customer_id and o.day = a.day
-    left join returns_daily as r on r.customer_id = a.customer_id and r.day = a.day
-),
-
--- gap since the previous purchase day (purchase days only)
-gaps as (
-    select
         customer_id,
         day,
-        date_diff('day', lag(day) over (partition by customer_id order by day), day) as gap_days
-    from orders_daily
+        count(order_value) as orders,
+        coalesce(cast(sum(cast(order_value as decimal(38, 4))) as double), 0) as gross,
+        max(order_value) as max_order,
+        coalesce(cast(sum(cast(returned as decimal(38, 4))) as double), 0) as returned,
+        max(manager_row) as manager_row,
+        max(name_row) as name_row,
+        max(region_row) as region_row
+    from order_days
+    group by customer_id, day
 ),
 
+-- gap since the previous purchase day (purchase days only): one window, no join back
 daily_gaps as (
-    select d.*, g.gap_days
-    from daily as d
-    left join gaps as g on g.customer_id = d.customer_id and g.day = d.day
+    select
+        *,
+        case
+            when orders > 0 then date_diff(
+                'day', lag(day) over (partition by customer_id, orders > 0 order by day), day
+            )
+        end as gap_days
+    from daily
 ),
 
 -- first day each product was bought: lets distinct products be counted per cutoff
@@ -141,20 +116,35 @@ history as (
         cast(sum(cast(d.gross - d.returned as decimal(38, 4))) filter (
             where d.day > c.d180 and d.day <= c.d90
         ) as double) as spend_prev_90d,
-        arg_max(d.account_manager, d.day) as account_manager,
-        arg_max(d.customer_name, d.day) as customer_name,
-        arg_max(d.region, d.day) as region,
+        arg_max(d.manager_row, d.day) as manager_row,
+        arg_max(d.name_row, d.day) as name_row,
+        arg_max(d.region_row, d.day) as region_row,
         max(c.lost_after_days) as lost_after_days
     from cutoffs as c
     join daily_gaps as d on d.day <= c.cutoff_date
     group by c.cutoff_date, d.customer_id
 ),
 
+-- the lines each snapshot takes its attributes from: fetched once, then looked up
+attr_rows as (
+    select manager_row as source_row from history
+    union
+    select name_row from history
+    union
+    select region_row from history
+),
+
+line_attrs as (
+    select source_row, account_manager, customer_name, region
+    from transactions
+    where source_row in (select source_row from attr_rows)
+),
+
 -- purchase days inside each label window (cutoff, horizon_end]
 future as (
     select c.cutoff_date, o.customer_id, count(*) as future_purchase_days
     from cutoffs as c
-    join orders_daily as o on o.day > c.cutoff_date and o.day <= c.horizon_end
+    join daily as o on o.day > c.cutoff_date and o.day <= c.horizon_end and o.orders > 0
     where c.horizon_end is not null
     group by c.cutoff_date, o.customer_id
 ),
@@ -163,9 +153,9 @@ base as (
     select
         h.cutoff_date,
         h.customer_id,
-        h.account_manager,
-        h.customer_name,
-        h.region,
+        am.account_manager,
+        an.customer_name,
+        ar.region,
         h.first_purchase_date,
         h.last_purchase_date,
         date_diff('day', h.last_purchase_date, h.cutoff_date) as recency_days,
@@ -208,6 +198,9 @@ base as (
     join cutoffs as c on c.cutoff_date = h.cutoff_date
     left join products as p on p.cutoff_date = h.cutoff_date and p.customer_id = h.customer_id
     left join future as f on f.cutoff_date = h.cutoff_date and f.customer_id = h.customer_id
+    left join line_attrs as am on am.source_row = h.manager_row
+    left join line_attrs as an on an.source_row = h.name_row
+    left join line_attrs as ar on ar.source_row = h.region_row
     where h.purchase_days > 0
 ),
 
@@ -225,10 +218,13 @@ trended as (
     from base
 ),
 
--- RFM quintile scores within each cutoff; ties share a score (percent_rank)
-scored as (
+-- RFM quintile scores within each cutoff; ties share a score (percent_rank). Ranked on a
+-- narrow projection and joined back: sorting three keys is far cheaper than sorting every
+-- feature column three times.
+ranks as (
     select
-        *,
+        cutoff_date,
+        customer_id,
         least(5, 1 + floor(5 * percent_rank() over (
             partition by cutoff_date order by recency_days desc
         ))) as r_score,
@@ -238,7 +234,13 @@ scored as (
         least(5, 1 + floor(5 * percent_rank() over (
             partition by cutoff_date order by monetary_total
         ))) as m_score
-    from trended
+    from (select cutoff_date, customer_id, recency_days, purchase_days, monetary_total from trended)
+),
+
+scored as (
+    select t.*, r.r_score, r.f_score, r.m_score
+    from trended as t
+    join ranks as r on r.cutoff_date = t.cutoff_date and r.customer_id = t.customer_id
 ),
 
 segmented as (
