@@ -41,10 +41,10 @@ bench-generate: install
 	$(BIN)/python benchmarks/generate.py
 
 bench-features: install
-	$(BIN)/python benchmarks/features.py
+	$(BIN)/python benchmarks/features.py --memory-limit 3GB --loop
 
 bench-score: install
-	$(BIN)/python benchmarks/score.py
+	$(BIN)/python benchmarks/score.py --explain-max shipped,all
 
 bench-cdnow: install-bench
 	$(BIN)/python benchmarks/cdnow.py

@@ -2,7 +2,7 @@
 
 Usage: ``python benchmarks/score.py [--customers 1M] [--train-customers 100k] [--repeats 1]
 [--memory-limit 2GB] [--threads 2] [--proposed-sql PATH] [--proposed PATCHES.py]
-[--explain-scope listed|manual] [--skip-package] [--out PATH]``.
+[--explain-max shipped,all] [--skip-package] [--out PATH]``.
 
 Data: synthetic canonical transactions (cached under benchmarks/.data/), generated with
 ``orders_per_year`` raised so ~1M customers make ~20M lines. A model is trained first
@@ -14,11 +14,13 @@ peak RSS comes from ``os.wait4``. Phases are timed by wrapping the functions run
 calls (the package is not modified): hashing inputs, snapshot (feature SQL), predict,
 actions, SHAP contributions, reason texts, list building, CRR, writing files.
 
-Variant ``package`` is the code as it is. Variants ``proposed_<scope>`` (when
-``--proposed-sql`` or ``--proposed`` is given; one per ``--explain-scope`` value) run in the
-same benchmark, alternating with it: the snapshot with a modified copy of features.sql
-and/or a Python file that patches proposed changes into the scoring process (in memory;
-the package is not modified).
+Variant ``package`` is the code and params.yaml as shipped. ``--explain-max`` adds
+variants ``package_explain_<N|all>`` that change only ``score.explain_max_customers`` (how
+many listed customers get SHAP reasons; ``all`` = every listed customer), to show what
+reasons cost. Variant ``proposed`` (when ``--proposed-sql`` or ``--proposed`` is given) runs
+the snapshot with a modified copy of features.sql and/or a Python file that patches
+proposed changes into the scoring process (in memory; the package is not modified). All
+variants run in the same benchmark, alternating within each repeat.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -108,7 +109,7 @@ def job_score(
     temp_dir: str,
     sql: str | None = None,
     proposed: str | None = None,
-    explain_scope: str | None = None,
+    explain_max: str | None = None,
 ) -> dict[str, Any]:
     import runpy
 
@@ -121,11 +122,13 @@ def job_score(
     if sql:
         text = Path(sql).read_text(encoding="utf-8")
         features.feature_sql = lambda: text  # the benchmark's modified copy; src/ untouched
-    if explain_scope:
-        os.environ["CG_EXPLAIN_SCOPE"] = explain_scope  # read by the --proposed file
     if proposed:
         runpy.run_path(proposed)  # what-if patches, in this process's memory only
     params = load_params(PROJECT / "params.yaml")
+    score_params = params.score
+    if explain_max not in (None, "shipped"):
+        limit = None if explain_max == "all" else int(explain_max)
+        score_params = score_params.model_copy(update={"explain_max_customers": limit})
     engine = params.engine.model_copy(
         update={"memory_limit": memory_limit, "threads": threads, "temp_directory": temp_dir}
     )
@@ -136,7 +139,7 @@ def job_score(
         out = Path(tmp) / "scores"
         t0 = time.perf_counter()
         summary = score_mod.run_score(
-            params.score,
+            score_params,
             params.features,
             params.report,
             engine,
@@ -154,6 +157,8 @@ def job_score(
         "calls": dict(counts),
         "customers_scored": summary["customers_scored"],
         "customers_on_lists": summary["customers_on_lists"],
+        "customers_explained": summary["customers_explained"],
+        "explain_max_customers": score_params.explain_max_customers,
         "manual_actions": summary["manual_actions"],
         "automated_actions": summary["automated_actions"],
         "files": len(files),
@@ -212,6 +217,8 @@ def _summarise(runs: list[dict[str, Any]], customers: int) -> dict[str, Any]:
         "phases_seconds": best.get("phases"),
         "customers_scored": best.get("customers_scored"),
         "customers_on_lists": best.get("customers_on_lists"),
+        "customers_explained": best.get("customers_explained"),
+        "explain_max_customers": best.get("explain_max_customers"),
         "manual_actions": best.get("manual_actions"),
         "automated_actions": best.get("automated_actions"),
         "output_files": best.get("files"),
@@ -246,10 +253,10 @@ def main(argv: list[str] | None = None) -> int:
         help="variant 'proposed': a Python file run in the scoring process first (patches)",
     )
     parser.add_argument(
-        "--explain-scope",
-        default="listed",
-        help="comma-separated CG_EXPLAIN_SCOPE values for the --proposed file (listed, manual): "
-        "one variant 'proposed_<scope>' each",
+        "--explain-max",
+        default="shipped",
+        help="comma-separated score.explain_max_customers values, one variant each: "
+        "'shipped' (params.yaml), 'all' (every listed customer) or a number",
     )
     parser.add_argument("--skip-package", action="store_true", help="run only the proposed variant")
     parser.add_argument(
@@ -291,17 +298,15 @@ def main(argv: list[str] | None = None) -> int:
     train_meta = ensure_canonical(train_tx, n_train, seed=777, overrides=overrides)
 
     variants: dict[str, dict[str, Any]] = {}
-    if not args.skip_package:
-        variants["package"] = {}
+    for value in (v.strip() for v in args.explain_max.split(",") if v.strip()):
+        if value not in ("shipped", "all") and not value.isdigit():
+            parser.error(f"--explain-max: {value!r} is not 'shipped', 'all' or a number")
+        if args.skip_package and value == "shipped":
+            continue
+        name = "package" if value == "shipped" else f"package_explain_{value}"
+        variants[name] = {"explain_max": value}
     if args.proposed_sql or args.proposed:
-        for scope in args.explain_scope.split(","):
-            if scope not in ("listed", "manual"):
-                parser.error(f"--explain-scope: unknown scope {scope!r} (listed, manual)")
-            variants[f"proposed_{scope}"] = {
-                "sql": args.proposed_sql,
-                "proposed": args.proposed,
-                "explain_scope": scope,
-            }
+        variants["proposed"] = {"sql": args.proposed_sql, "proposed": args.proposed}
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
     with tempfile.TemporaryDirectory(prefix="cg-bench-model-", dir=DATA_DIR) as tmp:
         folder = Path(tmp)
@@ -357,7 +362,6 @@ def main(argv: list[str] | None = None) -> int:
             name: {
                 "sql": extra.get("sql") or "src/churnguard/sql/features.sql",
                 "patches": extra.get("proposed"),
-                "explain_scope": extra.get("explain_scope", "listed"),
                 **results[name],
             }
             for name, extra in variants.items()

@@ -195,3 +195,36 @@ def test_change_statuses_from_hand_built_lists():
     # e bought again since the last list; f is no longer scored at all
     assert dict(zip(gone.customer_id, gone.change, strict=True)) == {"e": "recovered", "f": "off list"}
     assert movers.iloc[0]["customer_id"] == "e" and movers.iloc[-1]["customer_id"] == "c"
+
+
+def test_explanation_budget_covers_manual_actions_first_then_the_best_automated(pipeline):
+    model = ChurnModel.load(pipeline.train.model_dir)
+    snap = pd.read_parquet(Path(pipeline.features.output_dir) / "current.parquet")
+    full = score_frame(snap, model, score_params().model_copy(update={"explain_max_customers": None}))
+    listed = full[full["on_list"]]
+    manual = listed[listed["owner"] == "account_manager"]
+    auto = listed[listed["owner"] == "automated"]
+    assert len(manual) > 0 and len(auto) > 10
+    assert full["explained"].equals(full["on_list"])
+    assert (listed["reasons"].str.len() > 0).all() and (full.loc[~full["on_list"], "reasons"] == "").all()
+
+    limit = len(manual) + 10
+    capped = score_frame(snap, model, score_params().model_copy(update={"explain_max_customers": limit}))
+    assert capped["customer_id"].tolist() == full["customer_id"].tolist()  # same list, same order
+    got = capped[capped["explained"]]
+    assert len(got) == limit
+    assert set(manual["customer_id"]) <= set(got["customer_id"])
+    best_auto = auto.sort_values(
+        ["expected_net_benefit", "p_churn", "customer_id"], ascending=[False, False, True], kind="stable"
+    ).head(10)
+    assert set(got["customer_id"]) == set(manual["customer_id"]) | set(best_auto["customer_id"])
+    # a customer's reasons do not depend on who else is explained
+    same = full.set_index("customer_id").loc[got["customer_id"], "reasons"]
+    assert same.tolist() == got["reasons"].tolist()
+    assert (capped.loc[~capped["explained"], "reasons"] == "").all()
+
+    # account managers always get reasons; explain_top: 0 is the switch that turns them off
+    zero = score_frame(snap, model, score_params().model_copy(update={"explain_max_customers": 0}))
+    assert set(zero.loc[zero["explained"], "customer_id"]) == set(manual["customer_id"])
+    off = score_frame(snap, model, score_params().model_copy(update={"explain_top": 0}))
+    assert not off["explained"].any() and (off["reasons"] == "").all()

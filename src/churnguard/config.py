@@ -237,6 +237,9 @@ class ScoreParams(_Section):
     manager_capacity_per_week: Annotated[int, Field(ge=0)] = 25
     overflow: OverflowAction = OverflowAction()
     explain_top: Annotated[int, Field(ge=0, le=10)] = 3
+    # reasons cost ~0.3 ms per customer (TreeSHAP): every manual action is explained, then
+    # automated actions best-first until this many customers in all; null = every listed one
+    explain_max_customers: Annotated[int, Field(ge=0)] | None = 100_000
     playbook: list[ActionRule] = Field(default_factory=list)
 
     @field_validator("playbook")

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
-Row = pd.Series
+Row = Any  # a snapshot row: pandas Series or namedtuple (attribute access)
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "recency": ("recency_days", "recency_to_gap", "r_score", "gap_last_days"),
@@ -122,26 +124,42 @@ PHRASES: dict[str, Callable[[Row], str]] = {
 }
 
 
+# the snapshot columns the phrases read
+PHRASE_COLUMNS = (
+    "recency_days", "gap_mean_days", "gap_std_days", "spend_90d", "spend_prev_90d",
+    "orders_90d", "orders_prev_90d", "purchase_days", "tenure_days", "monetary_total",
+    "avg_order_value", "returned_share", "distinct_products",
+)
+
+
 def top_reasons(contrib: pd.DataFrame, snapshot: pd.DataFrame, k: int = 3) -> pd.Series:
-    """The ``k`` groups pushing each customer's risk up the most, as '; '-joined sentences.
+    """The ``k`` groups pushing each customer's risk up the most, as ' | '-joined sentences.
 
     ``contrib`` and ``snapshot`` share an index; contributions are in log-odds. Only
     positive (risk-raising) drivers are named, so a customer may get fewer than ``k``.
+    Ties between groups break by group name. Groups are ranked with one numpy argsort and
+    the phrases read a namedtuple per customer (no per-row pandas objects).
     """
     if contrib.empty or k == 0:
         return pd.Series("", index=snapshot.index, name="reasons", dtype=object)
     grouped = contrib.T.groupby(lambda f: FEATURE_GROUP.get(f, "other")).sum().T
     grouped = grouped.drop(columns=["other"], errors="ignore")
+    names = list(grouped.columns)  # sorted by name: a stable sort on -value breaks ties by name
+    values = grouped.to_numpy()
+    order = np.argsort(-values, axis=1, kind="stable")
+    positive = np.take_along_axis(values, order, axis=1) > 0
+    phrases = [PHRASES[g] for g in names]
+    rows = snapshot.loc[grouped.index, [c for c in PHRASE_COLUMNS if c in snapshot.columns]]
     texts = []
-    for idx, row in grouped.iterrows():
-        ranked = sorted(((v, g) for g, v in row.items() if v > 0), key=lambda t: (-t[0], t[1]))
-        snap = snapshot.loc[idx]
+    for row, ranked, pos in zip(rows.itertuples(index=False), order.tolist(), positive.tolist(), strict=True):
         said: list[str] = []
-        for _, group in ranked:
-            text = PHRASES[group](snap)
+        for j, g in enumerate(ranked):
+            if not pos[j]:
+                break
+            text = phrases[g](row)
             if text and text not in said:
                 said.append(text)
-            if len(said) == k:
-                break
+                if len(said) == k:
+                    break
         texts.append(" | ".join(said))
     return pd.Series(texts, index=grouped.index, name="reasons", dtype=object)

@@ -169,7 +169,12 @@ def excel_safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
             continue
         if pd.api.types.is_datetime64_any_dtype(series):
             continue
-        out[col] = series.map(lambda v: neutralise_cell(v) if isinstance(v, str) else v)
+        text = series.map(lambda v: v if isinstance(v, str) else None) if series.dtype == object else series
+        hit = text.str.startswith(FORMULA_PREFIXES, na=False).to_numpy(dtype=bool)
+        if hit.any():  # only the few risky cells go through neutralise_cell
+            series = series.astype(object).copy()
+            series[hit] = [neutralise_cell(v) for v in series[hit]]
+        out[col] = series
     return out
 
 

@@ -131,11 +131,28 @@ def score_frame(
     scored["value_tier"] = value_tier(scored["value_if_retained"], sp.value_tiers)
     scored = assign_actions(scored, sp)
     scored["reasons"] = ""
-    listed = scored.index[scored["on_list"]]
-    if len(listed) and sp.explain_top:
-        contrib = model.contributions(scored.loc[listed])
-        scored.loc[listed, "reasons"] = top_reasons(contrib, scored.loc[listed], sp.explain_top)
+    explained = customers_to_explain(scored, sp.explain_max_customers)
+    scored["explained"] = False
+    if len(explained) and sp.explain_top:
+        contrib = model.contributions(scored.loc[explained])
+        scored.loc[explained, "reasons"] = top_reasons(contrib, scored.loc[explained], sp.explain_top)
+        scored.loc[explained, "explained"] = True
     return scored
+
+
+def customers_to_explain(scored: pd.DataFrame, limit: int | None) -> pd.Index:
+    """Listed customers who get reasons: every manual action (what account managers read),
+    then automated actions by net benefit, best first, up to ``limit`` customers in all
+    (``None``: every listed customer). Returned in the frame's own order."""
+    listed = scored[scored["on_list"]]
+    if limit is None or len(listed) <= limit:
+        return listed.index
+    manual = listed.index[listed["owner"] == "account_manager"]
+    auto = listed[listed["owner"] != "account_manager"].sort_values(
+        ["expected_net_benefit", "p_churn", "customer_id"], ascending=[False, False, True], kind="stable"
+    )
+    keep = manual.union(auto.index[: max(0, limit - len(manual))])
+    return scored.index[scored.index.isin(keep)]
 
 
 def _previous_list(root: Path, as_of: dt.date) -> tuple[dt.date | None, pd.DataFrame | None]:
@@ -276,6 +293,7 @@ def build_summary(scored: pd.DataFrame, as_of: dt.date, model: LoadedModel, extr
         "model": {"ref": model.ref, "version": model.version, "digest": model.digest},
         "customers_scored": int(len(scored)),
         "customers_on_lists": int(len(on)),
+        "customers_explained": int(scored["explained"].sum()) if "explained" in scored else 0,
         "manual_actions": int((on["owner"] == "account_manager").sum()),
         "automated_actions": int((on["owner"] == "automated").sum()),
         "overflowed": int(scored["overflowed"].sum()),
