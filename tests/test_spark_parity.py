@@ -12,12 +12,9 @@ Data: the session's small synthetic pipeline (conftest) plus hand-made edge cust
 (NULL names on the latest line, intra-day timestamps, multi-line orders, return-only days,
 a money sum on a rounding tie, a customer with returns only).
 
-DuckDB reference: the feature SQL with exact money sums (``spark_engine._exact_sums``
-rendered in DuckDB's dialect), because DuckDB's DOUBLE ``sum`` depends on its thread
-count: on rounding ties (``avg_order_value`` with 8 orders, equal ``monetary_total`` in
-the m_score ranking) DuckDB's own output changes between ``threads=1`` and ``threads=2``.
-Once ``features.sql`` sums exactly (the change proposed in docs/scaling.md), the rewrite
-is a no-op and this reference is the production SQL as written.
+DuckDB reference: the production feature SQL as written. It sums money exactly
+(DECIMAL), so its output does not depend on DuckDB's thread count, and Spark's integer
+rewrite of those sums gives the same values whatever the partitioning.
 """
 
 from __future__ import annotations
@@ -47,12 +44,6 @@ pytestmark = [
 
 ROOT = Path(__file__).resolve().parents[1]
 TOL = 1e-9
-
-
-def _duckdb_sql_with_exact_sums() -> str:
-    tree = sqlglot.parse_one(F.feature_sql(), read="duckdb")
-    S._exact_sums(tree)
-    return tree.sql(dialect="duckdb", pretty=True)
 
 
 def _edge_rows(first_source_row: int) -> pa.Table:
@@ -113,14 +104,6 @@ def spark(engine):
     session.stop()
 
 
-@pytest.fixture(scope="module")
-def exact_duckdb():
-    with pytest.MonkeyPatch.context() as mp:
-        sql = _duckdb_sql_with_exact_sums()
-        mp.setattr(F, "feature_sql", lambda: sql)
-        yield
-
-
 def _features(workdir: Path, name: str) -> FeaturesParams:
     return FeaturesParams(input=str(workdir / "transactions.parquet"), output_dir=str(workdir / f"features_{name}"))
 
@@ -157,7 +140,16 @@ def test_spark_sql_is_the_transpiled_single_definition():
     assert "ARG_MAX(" not in flat and " DIV " not in flat
 
 
-def test_features_match_duckdb(spark, workdir, engine, exact_duckdb):
+def test_money_sums_in_the_feature_sql_are_exact():
+    tree = sqlglot.parse_one(F.feature_sql(), read="duckdb")
+    sums = list(tree.find_all(sqlglot.exp.Sum))
+    money = [s for s in sums if s.this.sql() not in ("orders", "d.orders")]
+    assert len(money) >= 10 and len(sums) - len(money) >= 5  # order counts are integers
+    bad = [s.sql() for s in money if not (isinstance(s.this, sqlglot.exp.Cast) and s.this.to.is_type("decimal"))]
+    assert not bad, f"DOUBLE sums depend on row order (threads, partitions): {bad}"
+
+
+def test_features_match_duckdb(spark, workdir, engine):
     duck = F.run_features(_features(workdir, "duckdb"), engine)
     on_spark = F.run_features(_features(workdir, "spark"), engine.model_copy(update={"name": "spark"}))
     assert on_spark == duck
@@ -169,7 +161,7 @@ def test_features_match_duckdb(spark, workdir, engine, exact_duckdb):
     assert "Z004" not in cur.index
 
 
-def test_scores_and_lists_identical(spark, pipeline, workdir, engine, exact_duckdb):
+def test_scores_and_lists_identical(spark, pipeline, workdir, engine):
     from churnguard.score import run_score
 
     p = load_params(ROOT / "params.yaml")
