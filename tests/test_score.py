@@ -228,3 +228,14 @@ def test_explanation_budget_covers_manual_actions_first_then_the_best_automated(
     assert set(zero.loc[zero["explained"], "customer_id"]) == set(manual["customer_id"])
     off = score_frame(snap, model, score_params().model_copy(update={"explain_top": 0}))
     assert not off["explained"].any() and (off["reasons"] == "").all()
+
+
+def test_outputs_get_the_usual_permissions_not_private_temp_ones(scored):
+    root, _ = scored
+    out = root / AS_OF.isoformat()
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~mask  # the swapped-in staging folder
+    for path in out.rglob("*"):
+        want = (0o777 if path.is_dir() else 0o666) & ~mask
+        assert path.stat().st_mode & 0o777 == want, path

@@ -36,11 +36,27 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        # mkstemp makes 0600 files; give the usual mode so colleagues and DVC can read them
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, target)
         _fsync_dir(target.parent)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def make_temp_dir(prefix: str, parent: Path) -> Path:
+    """``mkdtemp`` beside its final place, with the mode a plain ``mkdir`` would give (not
+    0700), so a folder swapped into place is readable as usual."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    os.chmod(folder, 0o777 & ~current_umask())
+    return folder
 
 
 def _fsync_dir(folder: Path) -> None:

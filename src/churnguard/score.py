@@ -34,6 +34,7 @@ from churnguard.io import (
     dumps_json,
     file_md5,
     folder_lock,
+    make_temp_dir,
     replace_dir,
     restore_interrupted_swap,
     safe_file_stem,
@@ -349,6 +350,7 @@ def run_score(
             "model_version": loaded.version,
             "params_digest": params_digest(sp, fp, rp),
             "churnguard": __version__,
+            "engine": engine.name,  # Spark also writes partitioned Parquet
         }
         key = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
         manifest_path = out_dir / MANIFEST_FILE
@@ -383,7 +385,7 @@ def run_score(
             },
         )
         out_dir.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-", dir=out_dir.parent))
+        staging = make_temp_dir(f".{out_dir.name}.staging-", out_dir.parent)
         try:
             files = _write_outputs(
                 staging, present, lists, summary, scored, movers, gone, crr, fp, sp, rp, loaded
