@@ -260,3 +260,49 @@ def test_output_does_not_depend_on_thread_count(pipeline, tmp_path):
         F.run_features(pipeline.features.model_copy(update={"output_dir": str(out)}), engine)
         digests.add((out / F.SNAPSHOTS_FILE).read_bytes() + (out / F.CURRENT_FILE).read_bytes())
     assert len(digests) == 1
+
+
+def test_cutoffs_in_batches_give_the_same_snapshots_as_one_query(pipeline, tmp_path):
+    """Memory is bounded by building a few cutoffs per query; the rows must not change."""
+    import pyarrow.parquet as pq
+
+    one = tmp_path / "one"
+    F.run_features(pipeline.features.model_copy(update={"output_dir": str(one), "cutoffs_per_query": 100}), pipeline.engine)
+    expected = pq.read_table(one / F.SNAPSHOTS_FILE)
+    assert len(set(expected["cutoff_date"].to_pylist())) == pipeline.features.n_cutoffs > 3
+    for per_query in (1, 3):
+        out = tmp_path / f"per{per_query}"
+        summary = F.run_features(
+            pipeline.features.model_copy(update={"output_dir": str(out), "cutoffs_per_query": per_query}),
+            pipeline.engine,
+        )
+        got = pq.read_table(out / F.SNAPSHOTS_FILE)
+        # same names, types, values and order (DuckDB drops NOT NULL flags when reading parts back)
+        assert got.cast(nullable(got.schema)).equals(expected.cast(nullable(expected.schema)))
+        assert summary == json_load(one / F.CUTOFFS_FILE)
+        assert (out / F.CURRENT_FILE).read_bytes() == (one / F.CURRENT_FILE).read_bytes()
+        assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in one.iterdir())  # no parts left
+
+
+def nullable(schema):
+    import pyarrow as pa
+
+    return pa.schema([f.with_nullable(True) for f in schema])
+
+
+def json_load(path: Path):
+    import json
+
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_auto_cutoffs_per_query_bounds_lines_times_cutoffs():
+    assert F.cutoffs_per_query("auto", 4_000) == F.AUTO_LINE_CUTOFFS // 4_000
+    assert F.cutoffs_per_query("auto", 10_000_000) == 2
+    assert F.cutoffs_per_query("auto", 50_000_000) == 1
+    assert F.cutoffs_per_query("auto", 0) == F.AUTO_LINE_CUTOFFS
+    assert F.cutoffs_per_query(3, 50_000_000) == 3
+    with pytest.raises(Exception, match="cutoffs_per_query"):
+        FeaturesParams(cutoffs_per_query=0)
+    with pytest.raises(Exception, match="cutoffs_per_query"):
+        FeaturesParams(cutoffs_per_query="sometimes")

@@ -129,6 +129,9 @@ class FeaturesParams(_Section):
     cutoff_step_days: Annotated[int, Field(ge=1)] = 30
     n_cutoffs: Annotated[int, Field(ge=1)] = 8
     lost_after_days: Annotated[int, Field(ge=1)] = 365
+    # how many cutoffs one DuckDB query builds: all at once shares the work but holds every
+    # cutoff's history; "auto" = max(1, 20M // transaction lines) (features.AUTO_LINE_CUTOFFS)
+    cutoffs_per_query: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
 
 
 class TrainParams(_Section):

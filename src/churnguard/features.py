@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -216,6 +217,19 @@ def data_range(con: duckdb.DuckDBPyConnection, transactions: str | Path) -> tupl
     return row[0], row[1], int(row[2])
 
 
+# "auto" batches cutoffs so one query sees at most this many (transaction line × cutoff)
+# pairs: 50M lines × 6 cutoffs in one query spilled 37 GiB and failed at memory_limit 3GB,
+# one cutoff at a time stayed under 4 GB RSS (docs/benchmarks.md).
+AUTO_LINE_CUTOFFS = 20_000_000
+
+
+def cutoffs_per_query(setting: int | str, n_transactions: int) -> int:
+    """Resolve ``features.cutoffs_per_query`` ("auto" or a number) for this many lines."""
+    if setting == "auto":
+        return max(1, AUTO_LINE_CUTOFFS // max(1, n_transactions))
+    return int(setting)
+
+
 def build_snapshot(
     con: duckdb.DuckDBPyConnection,
     transactions: str | Path,
@@ -223,10 +237,35 @@ def build_snapshot(
     horizon_days: int | None,
     lost_after_days: int,
     target: Path,
+    per_query: int | None = None,
 ) -> int:
-    """Write the feature snapshot(s) for ``cutoffs`` to ``target``; labelled when horizon_days."""
-    _register_inputs(con, transactions, cutoff_table(cutoffs, horizon_days, lost_after_days))
-    return _copy_atomic(con, target)
+    """Write the feature snapshot(s) for ``cutoffs`` to ``target``; labelled when horizon_days.
+
+    ``per_query`` cutoffs at a time (None: all in one query). Batches are written as part
+    files and concatenated in cutoff order: the same rows in the same order as one query,
+    since every feature is computed within its cutoff.
+    """
+    if per_query is None or len(cutoffs) <= per_query:
+        _register_inputs(con, transactions, cutoff_table(cutoffs, horizon_days, lost_after_days))
+        return _copy_atomic(con, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{target.name}.parts-", dir=target.parent) as tmp:
+        parts = []
+        for i in range(0, len(cutoffs), per_query):
+            part = Path(tmp) / f"part-{i:05d}.parquet"
+            batch = cutoffs[i : i + per_query]
+            _register_inputs(con, transactions, cutoff_table(batch, horizon_days, lost_after_days))
+            _copy_atomic(con, part)
+            log.info("cutoffs %s..%s written", batch[0], batch[-1])
+            parts.append(part)
+        files = "[" + ", ".join(sql_string(str(p)) for p in parts) + "]"
+        with atomic_path(target) as out:  # insertion order kept: parts in cutoff order
+            con.execute(
+                f"copy (select * from read_parquet({files})) to {sql_string(str(out))} "
+                "(format parquet, compression zstd, row_group_size 122880)"
+            )
+            n = con.execute(f"select count(*) from read_parquet({sql_string(str(out))})").fetchone()
+    return int(n[0]) if n else 0
 
 
 def snapshot_frame(
@@ -267,8 +306,15 @@ def run_features(params: FeaturesParams, engine: EngineParams) -> dict[str, Any]
             params.horizon_days,
             as_of,
         )
+        per_query = cutoffs_per_query(params.cutoffs_per_query, n_tx)
         n_snap = build_snapshot(
-            con, src, cutoffs, params.horizon_days, params.lost_after_days, out_dir / SNAPSHOTS_FILE
+            con,
+            src,
+            cutoffs,
+            params.horizon_days,
+            params.lost_after_days,
+            out_dir / SNAPSHOTS_FILE,
+            per_query,
         )
         n_cur = build_snapshot(
             con, src, [as_of], None, params.lost_after_days, out_dir / CURRENT_FILE
