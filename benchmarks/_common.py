@@ -295,6 +295,18 @@ def _cell(r: dict[str, Any] | None, key: str = "median_seconds", digits: int = 1
     return _s(r.get(key), digits)
 
 
+def _by_size(features: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return sorted(features.get("sizes", {}).items(), key=lambda kv: kv[1].get("transactions", 0))
+
+
+def _auto_per_query(transactions: int | None, memory_limit: str = "2GB") -> int | None:
+    if transactions is None:
+        return None
+    from churnguard.features import cutoffs_per_query
+
+    return cutoffs_per_query("auto", transactions, memory_limit)
+
+
 def render_docs_section(features: dict[str, Any] | None, score: dict[str, Any] | None) -> str:
     """The section from results/features.json and results/score.json (either may be None)."""
     out = [
@@ -346,7 +358,7 @@ def render_docs_section(features: dict[str, Any] | None, score: dict[str, Any] |
             + "| runs |",
             "|---|---|---|---|---|---|---|---|---|" + ("---|---|---|" if has_prop else ""),
         ]
-        for name, r in features.get("sizes", {}).items():
+        for name, r in _by_size(features):
             oc = r.get("one_cutoff", {})
             full, prop = oc.get("duckdb_full", {}), oc.get("duckdb_full_proposed")
             pdm, basic = oc.get("pandas_summary", {}), oc.get("duckdb_basic", {})
@@ -368,8 +380,23 @@ def render_docs_section(features: dict[str, Any] | None, score: dict[str, Any] |
                 f"{prop_ratio}| {r.get('repeats')} |"
             )
         rows6 = []
-        for name, r in features.get("sizes", {}).items():
-            for variant, v in r.get("six_cutoffs", {}).items():
+        for name, r in _by_size(features):
+            six = r.get("six_cutoffs", {})
+            auto = six.get(
+                "auto_cutoffs_per_query",
+                _auto_per_query(r.get("transactions"), eng.get("memory_limit", "2GB")),
+            )
+            n_six = len(six.get("cutoffs", [])) or 6
+            default = (
+                None
+                if auto is None
+                else "package_one_query"
+                if auto >= n_six
+                else "package_per_cutoff"
+                if auto == 1
+                else f"package_{auto}_per_query"
+            )
+            for variant, v in six.items():
                 if not isinstance(v, dict):
                     continue
                 spill = v.get("spill_peak_mb")
@@ -383,8 +410,9 @@ def render_docs_section(features: dict[str, Any] | None, score: dict[str, Any] |
                     if v.get("error")
                     else ("yes" if v.get("within_4GB_rss") else "no")
                 )
+                shown = variant.replace("_", " ") + (" (**auto**)" if variant == default else "")
                 rows6.append(
-                    f"| {name} | {variant.replace('_', ' ')} | {_cell(v)} "
+                    f"| {name} | {shown} | {_cell(v)} "
                     f"| {_cell(v, 'seconds_per_cutoff')} | {_gb(v.get('peak_rss_mb'))} "
                     f"| {_gb(spill) if spill is not None else '–'} | {status} |"
                 )
@@ -393,9 +421,11 @@ def render_docs_section(features: dict[str, Any] | None, score: dict[str, Any] |
                 "",
                 "### Six cutoffs (30 days apart)",
                 "",
-                "*one query*: all cutoffs in one `build_snapshot` call (what `run_features` does "
-                "now); *per cutoff*: one query per cutoff, the parts concatenated in cutoff order "
-                "(identical rows). Spill is DuckDB's temp folder at its peak; the benchmark caps it "
+                "*one query*: all cutoffs in one `build_snapshot` call; *per cutoff*: one query "
+                "per cutoff, the parts concatenated in cutoff order (identical rows); *N per "
+                "query*: batches of N. **auto** marks what `run_features` does at that size with "
+                "the default `features.cutoffs_per_query: auto` (max(1, 25M × memory_limit in GB "
+                "// lines) cutoffs per query). Spill is DuckDB's temp folder at its peak; the benchmark caps it "
                 f"at {eng.get('max_temp_directory_size')} so a run cannot fill the shared disk.",
                 "",
                 "| transactions | variant | seconds | s per cutoff | peak RSS GB | spill GB "
@@ -403,12 +433,39 @@ def render_docs_section(features: dict[str, Any] | None, score: dict[str, Any] |
                 "|---|---|---|---|---|---|---|",
                 *rows6,
             ]
-        targets = features.get("targets", {})
-        if targets:
-            out += ["", "Targets (issue 3):", ""]
-            for key, t in targets.items():
-                detail = ", ".join(f"{k} {v}" for k, v in t.items() if k != "met" and v is not None)
-                out.append(f"- {key}: **{'met' if t.get('met') else 'not met'}** ({detail})")
+        out += ["", "Targets (issue 3):", ""]
+        ten = features.get("sizes", {}).get("10M")
+        if ten:
+            ratio = ten.get("ratio_pandas_summary_over_duckdb_full")
+            oc = ten.get("one_cutoff", {})
+            out.append(
+                f"- 10M transactions, full build per cutoff at least 10× faster than the pandas "
+                f"summary: **{'met' if ratio and ratio >= 10 else 'not met'}** — "
+                f"{_cell(oc.get('duckdb_full', {}))} s against {_cell(oc.get('pandas_summary', {}))} s "
+                f"({_s(ratio, 2)}×). DuckDB running only the same basic summary takes "
+                f"{_cell(oc.get('duckdb_basic', {}))} s "
+                f"({_s(ten.get('ratio_pandas_summary_over_duckdb_basic'), 2)}× pandas)."
+            )
+        fifty = features.get("sizes", {}).get("50M", {}).get("six_cutoffs", {})
+        if fifty:
+            auto = fifty.get(
+                "auto_cutoffs_per_query", _auto_per_query(50_000_000, eng.get("memory_limit", "2GB"))
+            )
+            name = "package_per_cutoff" if auto == 1 else f"package_{auto}_per_query"
+            v = fifty.get(name, {})
+            one = fifty.get("package_one_query", {})
+            out.append(
+                f"- 50M transactions × 6 cutoffs within 4 GB peak RSS, as `run_features` builds "
+                f"them by default ({auto} cutoff(s) per query): "
+                f"**{'met' if v.get('within_4GB_rss') else 'not met'}** — "
+                f"{_gb(v.get('peak_rss_mb'))} GB in {_cell(v)} s"
+                + (
+                    f". All six in one query failed ({one['error'][:60]}…), which is why "
+                    "`auto` batches."
+                    if one.get("error")
+                    else ""
+                )
+            )
         out.append("")
     if score:
         data = score.get("data", {})
@@ -465,11 +522,16 @@ def render_docs_section(features: dict[str, Any] | None, score: dict[str, Any] |
     out += [
         "### Notes",
         "",
-        "- The full build computes about 40 features per customer, including purchase-gap "
-        "statistics that need the purchase days of each customer in order (a window), the "
-        "label window and RFM quintiles (three ranks); the pandas summary computes five "
-        "aggregates. Grouping the lines by customer and day alone costs DuckDB a sizeable "
-        "share of the pandas summary's whole time on this machine, which bounds the ratio.",
+        "- The 10× target compares unlike work. The full build computes about 40 features "
+        "per customer — purchase-gap statistics that need each customer's purchase days in "
+        "order (a window), 30/90/180/365-day windows, distinct products, the label window, "
+        "RFM quintiles (three ranks) and the latest name, region and manager — and writes "
+        "them to Parquet; the pandas summary computes five aggregates in memory. Even "
+        "DuckDB running only those five aggregates is about 3–4× faster than pandas here, "
+        "not 10×, so no full build can reach 10× on this machine; a fair 10× test would "
+        "run the same features in pandas. The feature SQL was made about 2× faster at "
+        "10M and 6× at 50M this round (one pass per order and day, one gap window, the "
+        "attribute strings looked up once at the end) with identical output.",
         "- *per cutoff* trades time for memory: one query per cutoff keeps the working set "
         "to one cutoff's history. DuckDB's `memory_limit` bounds its buffer pool, not the "
         "process: leave about 1 GB between `engine.memory_limit` and the RSS you can afford.",

@@ -104,20 +104,21 @@ def job_duckdb_full(
     sql: str | None = None,
     max_temp: str | None = None,
     loop: bool = False,
+    per_query: int | None = None,
 ) -> dict[str, Any]:
-    """``build_snapshot`` for ``cutoffs`` in one query, or (``loop``) one query per cutoff
-    written to part files and concatenated in cutoff order (what a per-cutoff
-    ``build_snapshot`` would do: same rows, same order)."""
+    """``build_snapshot`` for ``cutoffs``: all in one query, or ``per_query`` cutoffs per
+    query (``loop``: one per cutoff), the parts concatenated in cutoff order by the package
+    (what ``run_features`` does with ``features.cutoffs_per_query``)."""
     import pandas  # noqa: F401  (imported before the clock starts, as in every job)
 
     from churnguard import features
-    from churnguard.db import sql_string
-    from churnguard.io import atomic_path
 
     if sql:
         text = Path(sql).read_text(encoding="utf-8")
         features.feature_sql = lambda: text  # the benchmark's modified copy; src/ untouched
     cut = [dt.date.fromisoformat(c) for c in cutoffs]
+    if loop:
+        per_query = 1
     t0 = time.perf_counter()
     try:
         with tempfile.TemporaryDirectory(prefix="cg-bench-feat-", dir=DATA_DIR) as out:
@@ -125,23 +126,9 @@ def job_duckdb_full(
             with DirSizeSampler(Path(temp_dir)) as spill:
                 t0 = time.perf_counter()
                 con = _connect(memory_limit, threads, temp_dir, max_temp)
-                if not loop:
-                    rows = features.build_snapshot(
-                        con, tx, cut, HORIZON_DAYS, LOST_AFTER_DAYS, target
-                    )
-                else:
-                    parts = [Path(out) / f"part-{i:03d}.parquet" for i in range(len(cut))]
-                    for c, part in zip(cut, parts, strict=True):
-                        features.build_snapshot(con, tx, [c], HORIZON_DAYS, LOST_AFTER_DAYS, part)
-                    files = "[" + ", ".join(sql_string(str(p)) for p in parts) + "]"
-                    with atomic_path(target) as tmp:  # insertion order kept: parts in cutoff order
-                        con.execute(
-                            f"copy (select * from read_parquet({files})) to {sql_string(str(tmp))} "
-                            "(format parquet, compression zstd, row_group_size 122880)"
-                        )
-                    rows = con.execute(
-                        f"select count(*) from read_parquet({sql_string(str(target))})"
-                    ).fetchone()[0]
+                rows = features.build_snapshot(
+                    con, tx, cut, HORIZON_DAYS, LOST_AFTER_DAYS, target, per_query
+                )
                 con.close()
                 seconds = time.perf_counter() - t0
             out_mb = target.stat().st_size / 1e6
@@ -374,7 +361,12 @@ def bench_size(size: int, repeats: int, args: argparse.Namespace) -> dict[str, A
                     }
         elif args.loop:
             six_specs["package_per_cutoff"] = {**base, "sql": args.sql, "loop": True}
-        result["six_cutoffs"] = {"cutoffs": [str(c) for c in six]}
+        from churnguard.features import cutoffs_per_query
+
+        auto = cutoffs_per_query("auto", rows, args.memory_limit)
+        if 1 < auto < len(six) and not args.proposed_sql:
+            six_specs[f"package_{auto}_per_query"] = {**base, "sql": args.sql, "per_query": auto}
+        result["six_cutoffs"] = {"cutoffs": [str(c) for c in six], "auto_cutoffs_per_query": auto}
         for name, spec in six_specs.items():
             r = run_child(SCRIPT, spec)
             _log(size, f"6 cutoffs {name}", r)

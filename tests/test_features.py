@@ -296,12 +296,17 @@ def json_load(path: Path):
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def test_auto_cutoffs_per_query_bounds_lines_times_cutoffs():
-    assert F.cutoffs_per_query("auto", 4_000) == F.AUTO_LINE_CUTOFFS // 4_000
-    assert F.cutoffs_per_query("auto", 10_000_000) == 2
-    assert F.cutoffs_per_query("auto", 50_000_000) == 1
-    assert F.cutoffs_per_query("auto", 0) == F.AUTO_LINE_CUTOFFS
+def test_auto_cutoffs_per_query_bounds_lines_times_cutoffs_by_memory():
+    per_gb = F.AUTO_LINE_CUTOFFS_PER_GB
+    assert F.cutoffs_per_query("auto", 4_000) == 2 * per_gb // 4_000  # default 2GB
+    assert F.cutoffs_per_query("auto", 10_000_000, "3GB") == 7
+    assert F.cutoffs_per_query("auto", 10_000_000, "1GB") == 2
+    assert F.cutoffs_per_query("auto", 50_000_000, "3GB") == 1
+    assert F.cutoffs_per_query("auto", 50_000_000, "512MB") == 1
+    assert F.cutoffs_per_query("auto", 10_000_000, "1536MiB") == 3
+    assert F.cutoffs_per_query("auto", 0) == 2 * per_gb
     assert F.cutoffs_per_query(3, 50_000_000) == 3
+    assert F.memory_gb("80%") == 2.0
     with pytest.raises(Exception, match="cutoffs_per_query"):
         FeaturesParams(cutoffs_per_query=0)
     with pytest.raises(Exception, match="cutoffs_per_query"):

@@ -130,7 +130,7 @@ class FeaturesParams(_Section):
     n_cutoffs: Annotated[int, Field(ge=1)] = 8
     lost_after_days: Annotated[int, Field(ge=1)] = 365
     # how many cutoffs one DuckDB query builds: all at once shares the work but holds every
-    # cutoff's history; "auto" = max(1, 20M // transaction lines) (features.AUTO_LINE_CUTOFFS)
+    # cutoff's history; "auto" = max(1, 25M × engine.memory_limit in GB // transaction lines)
     cutoffs_per_query: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import tempfile
 from dataclasses import dataclass
 from importlib import resources
@@ -218,15 +219,27 @@ def data_range(con: duckdb.DuckDBPyConnection, transactions: str | Path) -> tupl
 
 
 # "auto" batches cutoffs so one query sees at most this many (transaction line × cutoff)
-# pairs: 50M lines × 6 cutoffs in one query spilled 37 GiB and failed at memory_limit 3GB,
-# one cutoff at a time stayed under 4 GB RSS (docs/benchmarks.md).
-AUTO_LINE_CUTOFFS = 20_000_000
+# pairs per GB of engine.memory_limit. Measured at memory_limit 3GB (docs/benchmarks.md):
+# 10M lines × 6 cutoffs in one query ran in 3.1 GB RSS (4 GB spilled); 50M × 6 spilled
+# 37 GiB and failed; 50M one cutoff at a time stayed at 3.3 GB RSS.
+AUTO_LINE_CUTOFFS_PER_GB = 25_000_000
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT])i?B\s*", flags=re.IGNORECASE)
 
 
-def cutoffs_per_query(setting: int | str, n_transactions: int) -> int:
-    """Resolve ``features.cutoffs_per_query`` ("auto" or a number) for this many lines."""
+def memory_gb(limit: str) -> float:
+    """'2GB' / '1.5GiB' / '512MB' → GB; anything else (e.g. '80%') counts as 2 GB."""
+    m = _SIZE.fullmatch(limit)
+    if not m:
+        return 2.0
+    return float(m.group(1)) * 1024.0 ** ("KMGT".index(m.group(2).upper()) - 2)
+
+
+def cutoffs_per_query(setting: int | str, n_transactions: int, memory_limit: str = "2GB") -> int:
+    """Resolve ``features.cutoffs_per_query``: a number, or "auto" =
+    max(1, 25M × memory_limit in GB // transaction lines)."""
     if setting == "auto":
-        return max(1, AUTO_LINE_CUTOFFS // max(1, n_transactions))
+        budget = int(AUTO_LINE_CUTOFFS_PER_GB * memory_gb(memory_limit))
+        return max(1, budget // max(1, n_transactions))
     return int(setting)
 
 
@@ -306,7 +319,7 @@ def run_features(params: FeaturesParams, engine: EngineParams) -> dict[str, Any]
             params.horizon_days,
             as_of,
         )
-        per_query = cutoffs_per_query(params.cutoffs_per_query, n_tx)
+        per_query = cutoffs_per_query(params.cutoffs_per_query, n_tx, engine.memory_limit)
         n_snap = build_snapshot(
             con,
             src,
