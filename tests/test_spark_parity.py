@@ -181,7 +181,13 @@ def test_scores_and_lists_identical(spark, pipeline, workdir, engine):
         if rel.name != "manifest.json":
             assert filecmp.cmp(out["duckdb"] / rel, out["spark"] / rel, shallow=False), f"{rel} differs"
     m_duck, m_spark = (json.loads((out[n] / "manifest.json").read_text(encoding="utf-8")) for n in out)
-    assert m_duck["key"] == m_spark["key"]
+    # same inputs; the engine keys the manifest (Spark writes more files), so switching
+    # engines is never mistaken for "up to date"
+    assert {k: v for k, v in m_duck["inputs"].items() if k != "engine"} == {
+        k: v for k, v in m_spark["inputs"].items() if k != "engine"
+    }
+    assert (m_duck["inputs"]["engine"], m_spark["inputs"]["engine"]) == ("duckdb", "spark")
+    assert m_duck["key"] != m_spark["key"]
     extra = sorted(set(m_spark["files"]) - set(m_duck["files"]))
     assert extra and all(f.startswith(f"{S.SCORES_DIR}/account_manager=") for f in extra)
 

@@ -350,9 +350,11 @@ def run_score(
             "model_version": loaded.version,
             "params_digest": params_digest(sp, fp, rp),
             "churnguard": __version__,
-            "engine": engine.name,  # Spark also writes partitioned Parquet
         }
-        key = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+        # the engine changes which files are written (Spark adds partitioned Parquet), not
+        # their content: it keys the manifest but stays out of summary.json
+        keyed = {**inputs, "engine": engine.name}
+        key = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()
         manifest_path = out_dir / MANIFEST_FILE
         if manifest_path.exists() and not force:
             old = json.loads(manifest_path.read_text(encoding="utf-8"))
@@ -392,7 +394,7 @@ def run_score(
             )
             if engine.name == "spark":  # engine switch: partitioned Parquet of every score
                 files += spark_engine.write_scores_parquet(staging, present)
-            manifest = {"key": key, "inputs": inputs, "files": files}
+            manifest = {"key": key, "inputs": keyed, "files": files}
             write_text_atomic(staging / MANIFEST_FILE, dumps_json(manifest))
             if before_swap is not None:
                 before_swap(staging)
