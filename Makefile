@@ -44,7 +44,7 @@ bench-features: install
 	$(BIN)/python benchmarks/features.py --memory-limit 3GB --loop
 
 bench-score: install
-	$(BIN)/python benchmarks/score.py --explain-max shipped,all
+	$(BIN)/python benchmarks/score.py --explain-max shipped,all --repeats 3
 
 bench-cdnow: install-bench
 	$(BIN)/python benchmarks/cdnow.py
