@@ -144,3 +144,25 @@ def test_names_that_clean_to_the_same_stem_do_not_collide():
     taken: set[str] = set()
     stems = [safe_file_stem(n, taken) for n in ["Ali/Reza", "Ali:Reza", "ali reza", "ALI_REZA"]]
     assert len({s.casefold() for s in stems}) == 4
+
+
+def test_excel_safe_frame_handles_every_column_kind():
+    frame = pd.DataFrame(
+        {
+            "text": pd.Series(["=cmd", "ok"], dtype="string"),
+            "mixed": pd.Series([3, "+1"], dtype=object),
+            "empty": [None, None],
+            "category": pd.Categorical(["@SUM(A1)", "fine"]),
+            "category_numbers": pd.Categorical([1, 2]),
+            "delta": pd.to_timedelta([1, 2], unit="D"),
+            "number": [1.5, -2.0],
+        }
+    )
+    safe = excel_safe_frame(frame)
+    assert safe["text"].tolist() == ["'=cmd", "ok"]
+    assert safe["mixed"].tolist() == [3, "'+1"]  # numbers stay numbers
+    assert safe["category"].tolist() == ["'@SUM(A1)", "fine"]
+    assert safe["category_numbers"].tolist() == [1, 2]
+    assert safe["delta"].tolist() == frame["delta"].tolist()
+    assert safe["number"].tolist() == [1.5, -2.0]
+    assert safe["empty"].isna().all()

@@ -277,17 +277,27 @@ def test_cutoffs_in_batches_give_the_same_snapshots_as_one_query(pipeline, tmp_p
             pipeline.engine,
         )
         got = pq.read_table(out / F.SNAPSHOTS_FILE)
-        # same names, types, values and order (DuckDB drops NOT NULL flags when reading parts back)
-        assert got.cast(nullable(got.schema)).equals(expected.cast(nullable(expected.schema)))
+        assert got.schema.equals(expected.schema)  # NOT NULL flags included
+        assert got.equals(expected)
+        again = tmp_path / f"again{per_query}"  # deterministic for a given batch size
+        F.run_features(
+            pipeline.features.model_copy(update={"output_dir": str(again), "cutoffs_per_query": per_query}),
+            pipeline.engine,
+        )
+        assert (again / F.SNAPSHOTS_FILE).read_bytes() == (out / F.SNAPSHOTS_FILE).read_bytes()
         assert summary == json_load(one / F.CUTOFFS_FILE)
         assert (out / F.CURRENT_FILE).read_bytes() == (one / F.CURRENT_FILE).read_bytes()
         assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in one.iterdir())  # no parts left
 
 
-def nullable(schema):
-    import pyarrow as pa
-
-    return pa.schema([f.with_nullable(True) for f in schema])
+def test_parts_left_by_a_killed_run_are_removed(pipeline, tmp_path):
+    out = tmp_path / "features"
+    stale = out / f".{F.SNAPSHOTS_FILE}.parts-abc123"
+    stale.mkdir(parents=True)
+    (stale / "part-00000.parquet").write_bytes(b"half written")
+    F.run_features(pipeline.features.model_copy(update={"output_dir": str(out)}), pipeline.engine)
+    assert not stale.exists()
+    assert sorted(p.name for p in out.iterdir()) == sorted([F.SNAPSHOTS_FILE, F.CURRENT_FILE, F.CUTOFFS_FILE])
 
 
 def json_load(path: Path):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import shutil
 import tempfile
 from dataclasses import dataclass
 from importlib import resources
@@ -255,8 +256,8 @@ def build_snapshot(
     """Write the feature snapshot(s) for ``cutoffs`` to ``target``; labelled when horizon_days.
 
     ``per_query`` cutoffs at a time (None: all in one query). Batches are written as part
-    files and concatenated in cutoff order: the same rows in the same order as one query,
-    since every feature is computed within its cutoff.
+    files and concatenated in cutoff order: the same rows in the same order, with the same
+    schema, as one query, since every feature is computed within its cutoff.
     """
     if per_query is None or len(cutoffs) <= per_query:
         _register_inputs(con, transactions, cutoff_table(cutoffs, horizon_days, lost_after_days))
@@ -271,14 +272,46 @@ def build_snapshot(
             _copy_atomic(con, part)
             log.info("cutoffs %s..%s written", batch[0], batch[-1])
             parts.append(part)
-        files = "[" + ", ".join(sql_string(str(p)) for p in parts) + "]"
-        with atomic_path(target) as out:  # insertion order kept: parts in cutoff order
-            con.execute(
-                f"copy (select * from read_parquet({files})) to {sql_string(str(out))} "
-                "(format parquet, compression zstd, row_group_size 122880)"
-            )
-            n = con.execute(f"select count(*) from read_parquet({sql_string(str(out))})").fetchone()
-    return int(n[0]) if n else 0
+        return concat_parts(parts, target)
+
+
+ROW_GROUP_ROWS = 122_880
+
+
+def concat_parts(parts: list[Path], target: Path) -> int:
+    """Stream ``parts`` (same columns, in order) into ``target`` in row groups of
+    ``ROW_GROUP_ROWS``, keeping the first part's schema: DuckDB would drop the NOT NULL
+    flags when reading several files, so the schema would depend on the batch size. The
+    writer differs from DuckDB's, so the bytes are deterministic for a given batch size
+    but not equal to one query's file (the rows and schema are)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(parts[0]).remove_metadata()
+    rows = 0
+    with atomic_path(target) as out, pq.ParquetWriter(out, schema, compression="zstd") as writer:
+        pending: list[pa.RecordBatch] = []
+        n_pending = 0
+        for part in parts:
+            for batch in pq.ParquetFile(part).iter_batches(batch_size=ROW_GROUP_ROWS):
+                pending.append(batch.cast(schema))
+                n_pending += batch.num_rows
+                while n_pending >= ROW_GROUP_ROWS:
+                    table = pa.Table.from_batches(pending, schema)
+                    writer.write_table(table.slice(0, ROW_GROUP_ROWS), row_group_size=ROW_GROUP_ROWS)
+                    rest = table.slice(ROW_GROUP_ROWS)
+                    pending, n_pending = rest.to_batches(), rest.num_rows
+                    rows += ROW_GROUP_ROWS
+        if n_pending or rows == 0:
+            writer.write_table(pa.Table.from_batches(pending, schema), row_group_size=ROW_GROUP_ROWS)
+            rows += n_pending
+    return rows
+
+
+def remove_stale_parts(folder: Path) -> None:
+    """Part folders a killed run left behind (``build_snapshot`` removes its own)."""
+    for stale in folder.glob(".*.parts-*"):
+        shutil.rmtree(stale, ignore_errors=True)
 
 
 def snapshot_frame(
@@ -308,6 +341,7 @@ def run_features(params: FeaturesParams, engine: EngineParams) -> dict[str, Any]
         raise DataError(f"{src}: transactions not found (features.input; run `churnguard ingest`)")
     out_dir = Path(params.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_parts(out_dir)
     con = connect(engine)
     try:
         data_min, data_max, n_tx = data_range(con, src)

@@ -45,10 +45,17 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
             tmp.unlink()
 
 
-def current_umask() -> int:
+def _read_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+_UMASK = _read_umask()  # read once at import: setting it later would race other threads
+
+
+def current_umask() -> int:
+    return _UMASK
 
 
 def make_temp_dir(prefix: str, parent: Path) -> Path:
@@ -184,6 +191,10 @@ def excel_safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
         if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
             continue
         if pd.api.types.is_datetime64_any_dtype(series):
+            continue
+        if series.dtype != object and not pd.api.types.is_string_dtype(series):
+            # categoricals, intervals, periods, …: cell by cell, as text cells would be
+            out[col] = series.astype(object).map(lambda v: neutralise_cell(v) if isinstance(v, str) else v)
             continue
         text = series.map(lambda v: v if isinstance(v, str) else None) if series.dtype == object else series
         hit = text.str.startswith(FORMULA_PREFIXES, na=False).to_numpy(dtype=bool)

@@ -34,9 +34,9 @@ Engine differences and how each is handled (the parity test checks them):
   (``avg_order_value`` = gross / 8 orders; equal ``monetary_total`` in the m_score
   ranking). Rewritten to exact sums of integer ten-thousandths, divided back to DOUBLE
   (:func:`_exact_sums`), which makes Spark's output independent of partitioning.
-  DuckDB's production SQL still sums DOUBLEs, and its own output changes with its
-  thread count on those ties; docs/scaling.md proposes the same exact sums in
-  ``features.sql`` (after which this rewrite is a no-op).
+  ``features.sql`` sums the same amounts exactly as DECIMAL(38, 4) (so DuckDB's output
+  does not depend on its thread count either); on Spark those DECIMAL sums become
+  integer sums of the same value, which avoid java.math.BigDecimal arithmetic.
 - ``date_diff('day', a, b)``: sqlglot writes ``DATEDIFF(DAY, a, b)`` (Spark's
   TIMESTAMPDIFF, which casts the dates to timestamps in the session zone; it gives
   the same day counts, DST included). Rewritten to ``DATEDIFF(b, a)``

@@ -135,9 +135,12 @@ attr_rows as (
 ),
 
 line_attrs as (
-    select source_row, account_manager, customer_name, region
+    -- one row per source_row even if a hand-made input repeats one (ingest never does)
+    select source_row, min(account_manager) as account_manager, min(customer_name) as customer_name,
+        min(region) as region
     from transactions
     where source_row in (select source_row from attr_rows)
+    group by source_row
 ),
 
 -- purchase days inside each label window (cutoff, horizon_end]
