@@ -132,9 +132,12 @@ def test_interrupted_swap_is_restored(tmp_path):
     final = tmp_path / "2024-12-31"
     final.mkdir()
     (final / "risk_list.csv").write_text("old")
+    manifest = {"written_by": "churnguard", "key": "k", "inputs": {}, "files": {"risk_list.csv": "x"}}
+    (final / "manifest.json").write_text(json.dumps(manifest))
     os.replace(final, backup_name(final))  # died between the two renames
     assert restore_interrupted_swap(final)
     assert (final / "risk_list.csv").read_text() == "old"
+    assert not backup_name(final).exists()
 
 
 def test_change_against_the_previous_list(pipeline, scored):

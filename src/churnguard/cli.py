@@ -1,7 +1,8 @@
 """The ``churnguard`` command line: thin wrappers that read params, call one function, log.
 
 Exit codes: 0 ok · 1 internal error · 2 usage or config error · 3 input data rejected ·
-4 model missing or mismatched · 5 output folder locked by another run.
+4 model missing or mismatched · 5 output folder locked by another run ·
+6 output not writable (disk full, read-only folder, no permission).
 """
 
 from __future__ import annotations
@@ -20,14 +21,15 @@ from rich.logging import RichHandler
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from churnguard.config import Params, load_params
-from churnguard.errors import ChurnguardError, ConfigError
+from churnguard.errors import ChurnguardError, ConfigError, output_error
 
 app = typer.Typer(
     name="churnguard",
     help=(
         "Point-in-time churn prediction and ranked, costed retention-action lists.\n\n"
         "Exit codes: 0 ok, 1 internal error, 2 usage/config error, 3 input data rejected, "
-        "4 model missing or mismatched, 5 output folder locked by another run."
+        "4 model missing or mismatched, 5 output folder locked by another run, "
+        "6 output not writable (disk full, read-only folder, no permission)."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -88,10 +90,10 @@ def _fail(exc: ChurnguardError) -> None:
     raise typer.Exit(code=exc.exit_code)
 
 
-def _load(params_path: Path, quiet: bool) -> Params:
+def _load(params_path: Path, quiet: bool, require: tuple[str, ...] = ()) -> Params:
     _setup_logging(quiet)
     try:
-        return load_params(params_path)
+        return load_params(params_path, require)
     except ChurnguardError as exc:
         _fail(exc)
         raise  # unreachable: _fail always raises
@@ -102,6 +104,11 @@ def _run(fn: Any, *args: Any, **kwargs: Any) -> Any:
         return fn(*args, **kwargs)
     except ChurnguardError as exc:
         _fail(exc)
+    except OSError as exc:  # disk full, read-only folder, no permission: exit 6, not a traceback
+        err = output_error(exc)
+        if err is None:
+            raise
+        _fail(err)
 
 
 @app.command()
@@ -117,7 +124,7 @@ def generate(
     """Write the built-in synthetic purchase history (and its latent truth)."""
     from churnguard import synth
 
-    cfg = _load(params, quiet).generate
+    cfg = _load(params, quiet, ("generate",)).generate
     overrides: dict[str, Any] = {}
     if n_customers is not None:
         overrides["n_customers"] = n_customers
@@ -145,7 +152,7 @@ def ingest(
     """Validate raw transactions into canonical Parquet; bad rows go to quarantine with a reason."""
     from churnguard import ingest as ingest_mod
 
-    p = _load(params, quiet)
+    p = _load(params, quiet, ("ingest",))
     report = _run(ingest_mod.run_ingest, p.ingest, p.engine)
     log.info(
         "ingest: %s rows in, %s clean, %s quarantined → %s",
@@ -168,7 +175,7 @@ def features(
     """Build point-in-time snapshots (labelled, one per cutoff) and the as-of scoring snapshot."""
     from churnguard import features as features_mod
 
-    p = _with_engine(_load(params, quiet), engine)
+    p = _with_engine(_load(params, quiet, () if describe else ("features",)), engine)
     if describe:
         typer.echo(features_mod.describe_markdown(p.features), nl=False)
         return
@@ -194,7 +201,7 @@ def train(
     """Train LightGBM + calibration on rolling snapshots split by cutoff date; fit baselines."""
     from churnguard import train as train_mod
 
-    p = _load(params, quiet)
+    p = _load(params, quiet, ("train",))
     summary = _run(train_mod.run_train, p.train)
     log.info(
         "train: best iteration %d, calibration %s, test cutoff %s → %s",
@@ -223,7 +230,7 @@ def evaluate(
     """Metrics and plots for the model and every baseline on the test cutoff; registry gate."""
     from churnguard import evaluate as evaluate_mod
 
-    p = _load(params, quiet)
+    p = _load(params, quiet, ("evaluate", "train"))
     metrics = _run(evaluate_mod.run_evaluate, p.evaluate)
     model = metrics["scorers"]["model"]
     log.info(
@@ -272,7 +279,7 @@ def score(
 
     from churnguard import score as score_mod
 
-    p = _with_engine(_load(params, quiet or as_json), engine)
+    p = _with_engine(_load(params, quiet or as_json, ("features", "score")), engine)
     day = None
     if as_of is not None:
         try:
@@ -318,7 +325,7 @@ def report_crr(
 
     from churnguard import crr
 
-    p = _load(params, quiet)
+    p = _load(params, quiet, ("report",))
     if period not in ("month", "quarter", "year"):
         _fail(ConfigError(f"--period must be month, quarter or year, not {period!r}"))
     tx = transactions or Path(p.score.transactions)

@@ -244,6 +244,8 @@ class ScoreParams(_Section):
     # automated actions best-first until this many customers in all; null = every listed one
     explain_max_customers: Annotated[int, Field(ge=0)] | None = 100_000
     playbook: list[ActionRule] = Field(default_factory=list)
+    # an empty playbook gives every customer "no action": refused unless meant
+    allow_empty_playbook: bool = False
 
     @field_validator("playbook")
     @classmethod
@@ -309,20 +311,46 @@ def format_validation_error(exc: ValidationError, source: str, model: type[BaseM
     return "\n".join(lines)
 
 
-def parse_params(data: dict[str, Any] | None, source: str = "params.yaml") -> Params:
-    """Validate a mapping as :class:`Params`; raise :class:`ConfigError` naming the key."""
+def parse_params(
+    data: dict[str, Any] | None, source: str = "params.yaml", require: tuple[str, ...] = ()
+) -> Params:
+    """Validate a mapping as :class:`Params`; raise :class:`ConfigError` naming the key.
+
+    ``require`` names the sections the caller reads: each must be present (a section left
+    out would silently run on defaults, e.g. scoring with no playbook). A ``score`` section
+    needs a non-empty playbook unless ``score.allow_empty_playbook: true``.
+    """
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: top level must be a mapping of sections, got {type(data).__name__}")
+    if require and not data:
+        raise ConfigError(
+            f"{source}: the file is empty; it needs the section(s) {', '.join(require)} "
+            "(copy them from the project's params.yaml)"
+        )
     try:
-        return Params.model_validate(data)
+        params = Params.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, source, Params)) from None
+    missing = [name for name in require if not isinstance(data.get(name), dict)]
+    if missing:
+        raise ConfigError(
+            f"{source}: missing section(s) {', '.join(missing)}: this command reads them, and "
+            "running on built-in defaults instead would hide the mistake (copy them from the "
+            "project's params.yaml)"
+        )
+    if "score" in require and not params.score.playbook and not params.score.allow_empty_playbook:
+        raise ConfigError(
+            f"{source}: key 'score.playbook' is empty, so no customer would get an action. Add "
+            "rules (see the project's params.yaml), or set score.allow_empty_playbook: true to "
+            "write lists of risk only"
+        )
+    return params
 
 
-def load_params(path: str | Path = "params.yaml") -> Params:
-    """Read and validate ``params.yaml``."""
+def load_params(path: str | Path = "params.yaml", require: tuple[str, ...] = ()) -> Params:
+    """Read and validate ``params.yaml``; ``require`` as in :func:`parse_params`."""
     p = Path(path)
     if not p.exists():
         raise ConfigError(f"{p}: params file not found (pass --params PATH)")
@@ -330,4 +358,6 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: not valid YAML: {exc}") from None
-    return parse_params(data, str(p))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: cannot read the params file: {exc}") from None
+    return parse_params(data, str(p), require)

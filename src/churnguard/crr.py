@@ -41,7 +41,7 @@ import pandas as pd
 from churnguard.config import EngineParams, ReportParams
 from churnguard.db import connect, sql_string
 from churnguard.errors import ChurnguardError, ConfigError, DataError
-from churnguard.io import atomic_path
+from churnguard.io import write_excel_csv_atomic
 
 log = logging.getLogger(__name__)
 
@@ -342,9 +342,8 @@ def run_crr(
             + "); a period must start after the first transaction date and end on or "
             "before the last one"
         )
-    if output is not None:
-        with atomic_path(output) as tmp:
-            frame.to_csv(tmp, index=False, lineterminator="\n")
+    if output is not None:  # the project's one CSV writer: opens safely in a spreadsheet
+        write_excel_csv_atomic(output, frame, identifiers=())
     log.info(
         "CRR by %s for %d period(s) %s..%s (active within %d days)%s",
         period,

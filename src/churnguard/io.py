@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
-import re
 import shutil
+import stat
 import tempfile
-import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from churnguard.errors import LockedError
-
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n")
+from churnguard.csvsafe import (  # noqa: F401 - re-exported
+    FORMULA_PREFIXES,
+    MalformedCsvError,
+    excel_safe_frame,
+    is_formula_like,
+    neutralise_cell,
+    read_excel_csv,
+    safe_file_stem,
+    unneutralise_cell,
+    write_excel_csv_atomic,
+)
+from churnguard.errors import LockedError, RefusedTargetError
 
 
 @contextlib.contextmanager
@@ -29,7 +38,8 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    # short, bounded name: ".{target.name}…" would pass NAME_MAX (255 bytes) for long targets
+    fd, tmp_name = tempfile.mkstemp(prefix=".cg-", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -40,6 +50,10 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, target)
         _fsync_dir(target.parent)
+    except OSError as exc:
+        if exc.filename is None:  # a failed write() names no file: say which one it was
+            raise OSError(exc.errno, exc.strerror, str(target)) from exc
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -106,61 +120,234 @@ def file_md5(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _open_lock_file(lock_path: Path) -> int:
+    """Open (creating) a lock file without following a symlink; refuse anything that is not a
+    plain file with a single name, so a planted link cannot aim our writes at another file."""
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    hint = "remove it (churnguard recreates it) and run again"
+    try:
+        fd = os.open(lock_path, flags, 0o666 & ~current_umask())
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise RefusedTargetError(f"{lock_path}: the lock file is a symbolic link; {hint}") from None
+        raise
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+        os.close(fd)
+        kind = "not a regular file" if not stat.S_ISREG(st.st_mode) else "a hard link to another file"
+        raise RefusedTargetError(f"{lock_path}: the lock file is {kind}; {hint}")
+    return fd
+
+
+def lock_path_for(folder: str | Path) -> Path:
+    folder = Path(folder)
+    return folder.parent / f".{folder.name}.lock"
+
+
 @contextlib.contextmanager
 def folder_lock(folder: str | Path) -> Iterator[Path]:
     """Hold an exclusive, non-blocking lock for writing ``folder``; raise :class:`LockedError` if taken.
 
     The lock is ``flock`` on ``.<folder name>.lock`` beside the folder (the folder itself is
     swapped whole on success). The OS releases it when the process dies, so a killed run
-    never leaves a stale lock behind.
+    never leaves a stale lock behind. The lock file is opened with ``O_NOFOLLOW`` and must be
+    a plain file with one link: a symlink or hard link planted there is refused (exit 2).
     """
-    import fcntl
-
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = folder.parent / f".{folder.name}.lock"
-    fh = open(lock_path, "a+")  # noqa: SIM115 - held for the duration of the context
+    lock_path = lock_path_for(folder)
+    fd = _open_lock_file(lock_path)
     try:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
+        if not _try_flock(fd):
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
             raise LockedError(
                 f"{folder} is being written by {holder}; this run stops without touching it. "
                 "Retry when that run has finished (the lock is released when it exits)."
-            ) from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()}")
-        fh.flush()
+            )
+        with contextlib.suppress(OSError):  # who holds it, for the message; a full disk is fine
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
         yield lock_path
     finally:
-        fh.close()
+        os.close(fd)
+
+
+def _try_flock(fd: int) -> bool:
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def try_folder_lock(folder: str | Path) -> Iterator[bool]:
+    """Like :func:`folder_lock` but yields ``False`` instead of raising when the lock is held
+    (or cannot be opened safely): for housekeeping that must skip a folder in use."""
+    try:
+        fd = _open_lock_file(lock_path_for(folder))
+    except (OSError, RefusedTargetError):
+        yield False
+        return
+    try:
+        yield _try_flock(fd)
+    finally:
+        os.close(fd)
+
+
+# --------------------------------------------------------------------------- owned folders
+# A folder churnguard writes holds a manifest listing its files. Only such a folder is ever
+# replaced, and only the files it lists are removed: anything else is refused, never deleted.
+
+STAGING_MARKER = ".churnguard-staging"
+
+
+def read_manifest(folder: Path, manifest_name: str) -> dict[str, Any] | None:
+    """The folder's churnguard manifest, or ``None`` when it has none we wrote."""
+    path = folder / manifest_name
+    if path.is_symlink() or not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("files"), list | dict):
+        return None
+    if data.get("written_by") == "churnguard":
+        return data
+    inputs = data.get("inputs")  # manifests written before the marker existed
+    if isinstance(data.get("key"), str) and isinstance(inputs, dict) and "churnguard" in inputs:
+        return data
+    return None
+
+
+def _listed_files(manifest: dict[str, Any], manifest_name: str) -> set[str]:
+    return {str(f) for f in manifest["files"]} | {manifest_name}
+
+
+def foreign_entries(folder: Path, manifest_name: str) -> list[str]:
+    """What in ``folder`` the manifest does not account for (files, links, other folders).
+    Every entry is foreign when there is no manifest."""
+    manifest = read_manifest(folder, manifest_name)
+    listed = _listed_files(manifest, manifest_name) if manifest else set()
+    parents = {str(Path(f).parent) for f in listed} | {"."}
+    parents |= {str(p) for f in listed for p in Path(f).parents}
+    foreign: list[str] = []
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder).as_posix()
+        if path.is_symlink() or not (path.is_file() or path.is_dir()):
+            foreign.append(rel)
+        elif path.is_dir():
+            if rel not in parents:
+                foreign.append(rel + "/")
+        elif rel not in listed:
+            foreign.append(rel)
+    return foreign
+
+
+def check_replaceable(target: Path, manifest_name: str, flag: str) -> None:
+    """Refuse (exit 2) an existing ``target`` that churnguard may not replace: a file, a
+    symlink, or a folder holding anything its manifest does not list. An absent target or an
+    empty folder is fine."""
+    if target.is_symlink():
+        raise RefusedTargetError(
+            f"{target} is a symbolic link; churnguard writes only into folders it created. "
+            f"Point {flag} at a new or churnguard-written folder."
+        )
+    if not target.exists():
+        return
+    if not target.is_dir():
+        raise RefusedTargetError(
+            f"{target} exists and is not a folder; churnguard never replaces it. Point {flag} "
+            "at a new or churnguard-written folder."
+        )
+    foreign = foreign_entries(target, manifest_name)
+    if not foreign:
+        return
+    shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+    why = (
+        "it holds files churnguard did not write"
+        if read_manifest(target, manifest_name)
+        else f"it is not a churnguard output folder (no {manifest_name})"
+    )
+    raise RefusedTargetError(
+        f"{target}: refusing to replace it: {why} ({shown}). Nothing was changed. Point {flag} "
+        "at a new folder, or move those files out."
+    )
+
+
+def remove_owned(folder: Path, manifest_name: str) -> list[str]:
+    """Delete the files ``folder``'s manifest lists (and the manifest), then the folders left
+    empty. Returns what had to be left behind (foreign entries); the folder goes only when
+    nothing is left."""
+    manifest = read_manifest(folder, manifest_name)
+    if manifest is None:
+        return foreign_entries(folder, manifest_name)
+    listed = _listed_files(manifest, manifest_name) | {STAGING_MARKER}
+    for rel in sorted(listed):
+        parts = Path(rel).parts
+        if not parts or Path(rel).is_absolute() or ".." in parts:
+            continue  # a manifest never names a path outside its folder; ignore one that does
+        path = folder / rel
+        inside = os.path.realpath(path).startswith(os.path.realpath(folder) + os.sep)
+        if inside and path.is_file() and not path.is_symlink():
+            path.unlink()
+    for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+            path.rmdir()
+    left = [p.relative_to(folder).as_posix() for p in sorted(folder.rglob("*"))]
+    if not left:
+        folder.rmdir()
+    return left
 
 
 def backup_name(folder: Path) -> Path:
     return folder.parent / f".{folder.name}.previous"
 
 
-def restore_interrupted_swap(folder: str | Path) -> bool:
-    """If a run died between the two renames of :func:`replace_dir`, put the old folder back."""
+def restore_interrupted_swap(folder: str | Path, manifest_name: str = "manifest.json") -> bool:
+    """Call under the folder's lock. If a run died between the two renames of
+    :func:`replace_dir`, put the old folder back; remove a finished swap's leftover backup
+    (its own files only). A ``.<name>.previous`` that churnguard did not write is refused."""
     folder = Path(folder)
     backup = backup_name(folder)
-    if backup.exists() and not folder.exists():
+    if not backup.exists() and not backup.is_symlink():
+        return False
+    if backup.is_symlink() or not backup.is_dir() or read_manifest(backup, manifest_name) is None:
+        raise RefusedTargetError(
+            f"{backup} is in the way of the folder swap and churnguard did not write it; "
+            "move it elsewhere and run again. Nothing was changed."
+        )
+    if not folder.exists() and not folder.is_symlink():
         os.replace(backup, folder)
         return True
-    if backup.exists():
-        shutil.rmtree(backup)
+    left = remove_owned(backup, manifest_name)
+    if left:
+        raise RefusedTargetError(
+            f"{backup}: files churnguard did not write appeared in the previous lists' folder "
+            f"({', '.join(left[:5])}); move them elsewhere and run again."
+        )
     return False
 
 
-def replace_dir(staging: str | Path, final: str | Path) -> None:
+def replace_dir(staging: str | Path, final: str | Path, manifest_name: str = "manifest.json") -> list[str]:
     """Swap a fully written ``staging`` folder into ``final``.
 
-    Every file in ``staging`` is fsynced first. ``final`` is moved aside, ``staging`` renamed
-    into place, and the old folder removed; a crash between the two renames is undone by
-    :func:`restore_interrupted_swap` on the next run (under the same lock).
+    Every file in ``staging`` is fsynced first. ``final`` (checked with
+    :func:`check_replaceable` by the caller, under the lock) is moved aside, ``staging`` renamed
+    into place, and only then are the old folder's own files removed; a crash between the two
+    renames is undone by :func:`restore_interrupted_swap` on the next run. Returns anything
+    foreign that was left in the old folder (it stays, as ``.<name>.previous``).
     """
     staging, final = Path(staging), Path(final)
     for path in sorted(staging.rglob("*")):
@@ -168,71 +355,59 @@ def replace_dir(staging: str | Path, final: str | Path) -> None:
             with open(path, "rb") as fh:
                 os.fsync(fh.fileno())
     backup = backup_name(final)
-    if final.exists():
+    had_old = final.exists()
+    if had_old:
         os.replace(final, backup)
+    with contextlib.suppress(FileNotFoundError):
+        (staging / STAGING_MARKER).unlink()
     os.replace(staging, final)
     _fsync_dir(final.parent)
-    if backup.exists():
-        shutil.rmtree(backup)
+    if had_old and backup.exists():
+        if read_manifest(backup, manifest_name) is None:
+            left = foreign_entries(backup, manifest_name)
+            if not left:  # an empty folder
+                backup.rmdir()
+            return left
+        return remove_owned(backup, manifest_name)
+    return []
 
 
-def neutralise_cell(value: str) -> str:
-    """Stop Excel from reading a text cell as a formula (OWASP CSV injection advice)."""
-    if value and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
+def new_staging_dir(final: Path) -> Path:
+    """A staging folder beside ``final``, marked as churnguard's from its first moment so a
+    killed run's leftover can be told apart from anyone else's folder."""
+    staging = make_temp_dir(f".{final.name}.staging-", final.parent)
+    try:
+        (staging / STAGING_MARKER).write_text(f"pid {os.getpid()}\n", encoding="utf-8")
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return staging
 
 
-def excel_safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """Copy of ``frame`` with every text cell neutralised; numeric columns untouched."""
-    out = frame.copy()
-    for col in out.columns:
-        series = out[col]
-        if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+def remove_stale_staging(root: Path, current: Path, manifest_name: str = "manifest.json") -> list[Path]:
+    """Remove staging folders that killed runs left in ``root`` (any date): only folders
+    churnguard marked, and only when no live run holds that folder's lock. ``current`` is the
+    folder whose lock the caller already holds."""
+    removed: list[Path] = []
+    if not root.is_dir():
+        return removed
+    for staging in sorted(root.glob(".*.staging-*")):
+        if staging.is_symlink() or not staging.is_dir():
             continue
-        if pd.api.types.is_datetime64_any_dtype(series):
+        marked = (staging / STAGING_MARKER).is_file() or read_manifest(staging, manifest_name) is not None
+        if not marked:
             continue
-        if series.dtype != object and not pd.api.types.is_string_dtype(series):
-            # categoricals, intervals, periods, …: cell by cell, as text cells would be
-            out[col] = series.astype(object).map(lambda v: neutralise_cell(v) if isinstance(v, str) else v)
+        target = root / staging.name[1:].rsplit(".staging-", 1)[0]
+        if target == current:
+            shutil.rmtree(staging)
+            removed.append(staging)
             continue
-        text = series.map(lambda v: v if isinstance(v, str) else None) if series.dtype == object else series
-        hit = text.str.startswith(FORMULA_PREFIXES, na=False).to_numpy(dtype=bool)
-        if hit.any():  # only the few risky cells go through neutralise_cell
-            series = series.astype(object).copy()
-            series[hit] = [neutralise_cell(v) for v in series[hit]]
-        out[col] = series
-    return out
+        with try_folder_lock(target) as free:
+            if free:
+                shutil.rmtree(staging)
+                removed.append(staging)
+    return removed
 
 
-def write_excel_csv_atomic(target: str | Path, frame: pd.DataFrame) -> None:
-    """CSV that opens cleanly in Excel: UTF-8 with BOM, CRLF-free, formulas neutralised."""
-    safe = excel_safe_frame(frame)
-    text = safe.to_csv(index=False, lineterminator="\n")
-    write_bytes_atomic(target, b"\xef\xbb\xbf" + text.encode("utf-8"))
-
-
-_UNSAFE = re.compile(r"[^\w\-. ]+", flags=re.UNICODE)
-
-
-def safe_file_stem(name: str, taken: set[str] | None = None, max_len: int = 80) -> str:
-    """Turn a manager name into a safe, unique file stem (no path traversal, no collisions).
-
-    Letters of any script are kept (Arabic and Persian names stay readable); separators,
-    control characters and leading dots are replaced. ``taken`` (case-insensitive) is
-    updated so two names that clean to the same stem get distinct suffixes.
-    """
-    text = unicodedata.normalize("NFC", str(name))
-    text = "".join(ch for ch in text if unicodedata.category(ch)[0] != "C")
-    text = _UNSAFE.sub("_", text).strip(" ._")
-    text = re.sub(r"_+", "_", text)[:max_len].strip(" ._") or "unnamed"
-    if text.upper() in {"CON", "PRN", "AUX", "NUL"} or re.fullmatch(r"(?i)(COM|LPT)\d", text):
-        text = f"_{text}"
-    if taken is None:
-        return text
-    stem, i = text, 2
-    while stem.casefold() in taken:
-        stem = f"{text}_{i}"
-        i += 1
-    taken.add(stem.casefold())
-    return stem
+# Spreadsheet-safe CSV (neutralise_cell, excel_safe_frame, write_excel_csv_atomic,
+# read_excel_csv) and safe_file_stem live in churnguard.csvsafe, re-exported above.

@@ -27,14 +27,21 @@ import pandas as pd
 from churnguard import __version__
 from churnguard.actions import RISK_ORDER, assign_actions, risk_band, value_tier
 from churnguard.config import EngineParams, FeaturesParams, ReportParams, ScoreParams
-from churnguard.errors import DataError, ModelError
+from churnguard.errors import DataError, ModelError, RefusedTargetError, output_error
 from churnguard.explain import top_reasons
 from churnguard.features import data_range, snapshot_frame
 from churnguard.io import (
+    MalformedCsvError,
+    check_replaceable,
     dumps_json,
     file_md5,
+    file_sha256,
     folder_lock,
-    make_temp_dir,
+    is_formula_like,
+    new_staging_dir,
+    read_excel_csv,
+    read_manifest,
+    remove_stale_staging,
     replace_dir,
     restore_interrupted_swap,
     safe_file_stem,
@@ -60,6 +67,16 @@ RISK_LIST_COLUMNS = [
     "expected_net_benefit", "reasons", "last_purchase_date", "recency_days", "usual_gap_days",
     "expected_next_order_date", "change", "p_churn",
 ]
+# how risk_list.csv is read back (the previous list): the same columns and types it was written with
+RISK_LIST_SCHEMA: dict[str, str] = {
+    "customer_id": "str", "customer_name": "str", "account_manager": "str", "region": "str",
+    "rank": "int", "churn_risk_pct": "float", "risk_band": "str", "value_if_retained": "float",
+    "value_at_risk": "float", "value_tier": "str", "rfm_segment": "str", "lapsed": "int",
+    "recommended_action": "str", "owner": "str", "channel": "str", "action_cost": "float",
+    "save_rate": "float", "expected_net_benefit": "float", "reasons": "str",
+    "last_purchase_date": "str", "recency_days": "int", "usual_gap_days": "Int64",
+    "expected_next_order_date": "str", "change": "str", "p_churn": "float",
+}
 MANAGER_COLUMNS = [
     "rank", "customer_id", "customer_name", "churn_risk_pct", "risk_band", "value_at_risk",
     "expected_net_benefit", "recommended_action", "owner", "channel", "reasons",
@@ -91,20 +108,22 @@ def load_model(model: str | None, registered_name: str) -> LoadedModel:
 
     uri = model or f"models:/{registered_name}@{tracking.CHAMPION}"
     tracking.init_tracking()
-    try:
-        import mlflow
+    # the copy lives only while it is read into memory: nothing is left in the temp folder
+    with tempfile.TemporaryDirectory(prefix="cg-model-") as tmp:
+        try:
+            import mlflow
 
-        local = Path(mlflow.artifacts.download_artifacts(uri, dst_path=tempfile.mkdtemp(prefix="cg-model-")))
-    except Exception as exc:
-        raise ModelError(
-            f"cannot load {uri} from the MLflow registry ({type(exc).__name__}: {exc}). "
-            "Train and promote a model (`dvc repro`), or pass --model models/"
-        ) from None
-    folder = next((p.parent for p in local.rglob(BOOSTER_FILE)), None)
-    if folder is None:
-        raise ModelError(f"{uri}: the registered model has no {BOOSTER_FILE}")
-    version = tracking.champion_version(registered_name) if model is None else uri
-    return LoadedModel(ChurnModel.load(folder), uri, str(version), _model_digest(folder))
+            local = Path(mlflow.artifacts.download_artifacts(uri, dst_path=tmp))
+        except Exception as exc:
+            raise ModelError(
+                f"cannot load {uri} from the MLflow registry ({type(exc).__name__}: {exc}). "
+                "Train and promote a model (`dvc repro`), or pass --model models/"
+            ) from None
+        folder = next((p.parent for p in local.rglob(BOOSTER_FILE)), None)
+        if folder is None:
+            raise ModelError(f"{uri}: the registered model has no {BOOSTER_FILE}")
+        version = tracking.champion_version(registered_name) if model is None else uri
+        return LoadedModel(ChurnModel.load(folder), uri, str(version), _model_digest(folder))
 
 
 def params_digest(sp: ScoreParams, fp: FeaturesParams, rp: ReportParams) -> str:
@@ -156,26 +175,31 @@ def customers_to_explain(scored: pd.DataFrame, limit: int | None) -> pd.Index:
     return scored.index[scored.index.isin(keep)]
 
 
-def _previous_list(root: Path, as_of: dt.date) -> tuple[dt.date | None, pd.DataFrame | None]:
-    """The latest earlier list under ``root`` (folders named by date)."""
+def _previous_list(root: Path, as_of: dt.date) -> tuple[dt.date | None, pd.DataFrame | None, str | None]:
+    """The latest earlier list under ``root`` (churnguard folders named by date), read with
+    the schema it was written with. A malformed old list is reported (third item) and
+    ignored: it never stops this week's run."""
     best: dt.date | None = None
-    for child in root.iterdir() if root.exists() else []:
+    for child in root.iterdir() if root.is_dir() else []:
         try:
             d = dt.date.fromisoformat(child.name)
         except ValueError:
             continue
-        if d < as_of and (child / RISK_LIST_FILE).exists() and (best is None or d > best):
+        if child.is_symlink() or not child.is_dir() or not d < as_of or (best is not None and d <= best):
+            continue
+        if (child / RISK_LIST_FILE).is_file() and read_manifest(child, MANIFEST_FILE) is not None:
             best = d
     if best is None:
-        return None, None
-    prev = pd.read_csv(
-        root / best.isoformat() / RISK_LIST_FILE,
-        encoding="utf-8-sig",
-        dtype={"customer_id": str, "customer_name": str, "account_manager": str},
-        keep_default_na=False,
-        na_values=[""],
-    )
-    return best, prev
+        return None, None, None
+    path = root / best.isoformat() / RISK_LIST_FILE
+    try:
+        prev = read_excel_csv(path, RISK_LIST_SCHEMA)
+        if not prev["customer_id"].is_unique:
+            raise MalformedCsvError(path, "customer_id is not unique")
+    except MalformedCsvError as exc:
+        log.warning("previous list ignored (no change status this run): %s", exc)
+        return None, None, str(exc)
+    return best, prev, None
 
 
 def compare_with_previous(
@@ -299,6 +323,8 @@ def build_summary(scored: pd.DataFrame, as_of: dt.date, model: LoadedModel, extr
         "automated_actions": int((on["owner"] == "automated").sum()),
         "overflowed": int(scored["overflowed"].sum()),
         "lapsed": int(scored["lapsed"].sum()),
+        # written exactly (never altered), so a spreadsheet opening the CSV may run them
+        "ids_spreadsheets_may_misread": int(scored["customer_id"].map(is_formula_like).sum()),
         "risk_band_counts": {b: int((scored["risk_band"] == b).sum()) for b in ("low", "medium", "high")},
         "value_at_risk_total": round(float(scored["value_at_risk"].sum()), 2),
         "expected_net_benefit_total": round(float(on["expected_net_benefit"].sum()), 2),
@@ -337,12 +363,46 @@ def run_score(
         finally:
             con.close()
     out_dir = Path(output_dir) if output_dir else Path(sp.output_root) / as_of.isoformat()
+    flag = "--output-dir" if output_dir else "score.output_root"
+    if out_dir.parent.exists() and not out_dir.parent.is_dir():
+        raise RefusedTargetError(f"{out_dir.parent} is not a folder; point {flag} elsewhere")
+    try:
+        return _score_locked(
+            sp, fp, rp, engine, tx, as_of, out_dir, flag, model, registered_name,
+            compare=output_dir is None, force=force, before_swap=before_swap,
+        )
+    except OSError as exc:
+        err = output_error(exc, "lists", out_dir)
+        if err is None:
+            raise
+        raise err from None
+
+
+def _score_locked(
+    sp: ScoreParams,
+    fp: FeaturesParams,
+    rp: ReportParams,
+    engine: EngineParams,
+    tx: Path,
+    as_of: dt.date,
+    out_dir: Path,
+    flag: str,
+    model: str | None,
+    registered_name: str,
+    *,
+    compare: bool,
+    force: bool,
+    before_swap: Callable[[Path], None] | None,
+) -> dict[str, Any]:
     with folder_lock(out_dir):
-        if restore_interrupted_swap(out_dir):
+        # before any work: never replace what churnguard did not write
+        if restore_interrupted_swap(out_dir, MANIFEST_FILE):
             log.warning("%s: restored the previous lists after an interrupted run", out_dir)
-        for stale in out_dir.parent.glob(f".{out_dir.name}.staging-*"):
-            shutil.rmtree(stale, ignore_errors=True)  # left by a killed run (we hold the lock)
+        check_replaceable(out_dir, MANIFEST_FILE, flag)
+        for stale in remove_stale_staging(out_dir.parent, out_dir, MANIFEST_FILE):
+            log.info("removed %s, left by a killed run", stale)
         loaded = load_model(model, registered_name)
+        loaded.model.check_horizon(fp.horizon_days)
         inputs = {
             "as_of": as_of.isoformat(),
             "transactions_md5": file_md5(tx),
@@ -355,13 +415,10 @@ def run_score(
         # their content: it keys the manifest but stays out of summary.json
         keyed = {**inputs, "engine": engine.name}
         key = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()
-        manifest_path = out_dir / MANIFEST_FILE
-        if manifest_path.exists() and not force:
-            old = json.loads(manifest_path.read_text(encoding="utf-8"))
-            if old.get("key") == key and all((out_dir / f).exists() for f in old.get("files", [])):
-                summary = json.loads((out_dir / SUMMARY_FILE).read_text(encoding="utf-8"))
-                log.info("%s is up to date (same inputs, model and params); --force rewrites it", out_dir)
-                return {**summary, "status": "up-to-date", "output_dir": str(out_dir)}
+        if not force and _up_to_date(out_dir, key):
+            summary = json.loads((out_dir / SUMMARY_FILE).read_text(encoding="utf-8"))
+            log.info("%s is up to date (same inputs, model and params); --force rewrites it", out_dir)
+            return {**summary, "status": "up-to-date", "output_dir": str(out_dir)}
 
         if engine.name == "spark":  # engine switch: snapshot + P(churn) on Spark (spark_engine.py)
             from churnguard import spark_engine
@@ -370,38 +427,50 @@ def run_score(
         else:
             snap, scoring_model = snapshot_frame(tx, as_of, fp.lost_after_days, engine), loaded.model
         scored = score_frame(snap, scoring_model, sp)
-        prev_as_of, prev = _previous_list(out_dir.parent, as_of) if output_dir is None else (None, None)
+        prev_as_of, prev, prev_error = _previous_list(out_dir.parent, as_of) if compare else (None, None, None)
         change, gone, movers = compare_with_previous(scored, prev)
         scored["change"] = change
         present = _present(scored)
         lists = manager_lists(present, gone)
-        crr = _crr(tx, rp, engine)
+        crr = _crr(tx, rp, engine, as_of)
         summary = build_summary(
             scored,
             as_of,
             loaded,
             {
                 "previous_list": prev_as_of.isoformat() if prev_as_of else None,
+                **({"previous_list_ignored": prev_error} if prev_error else {}),
                 "recovered": int((gone.get("change", pd.Series(dtype=str)) == "recovered").sum()),
                 "inputs": inputs,
             },
         )
         out_dir.parent.mkdir(parents=True, exist_ok=True)
-        staging = make_temp_dir(f".{out_dir.name}.staging-", out_dir.parent)
+        staging = new_staging_dir(out_dir)
         try:
             files = _write_outputs(
                 staging, present, lists, summary, scored, movers, gone, crr, fp, sp, rp, loaded
             )
             if engine.name == "spark":  # engine switch: partitioned Parquet of every score
                 files += spark_engine.write_scores_parquet(staging, present)
-            manifest = {"key": key, "inputs": keyed, "files": files}
+            manifest = {
+                "written_by": "churnguard",
+                "key": key,
+                "inputs": keyed,
+                "files": {f: file_sha256(staging / f) for f in sorted(files)},
+            }
             write_text_atomic(staging / MANIFEST_FILE, dumps_json(manifest))
             if before_swap is not None:
                 before_swap(staging)
-            replace_dir(staging, out_dir)
+            left = replace_dir(staging, out_dir, MANIFEST_FILE)
         finally:
             if staging.exists():
                 shutil.rmtree(staging)
+        if left:
+            log.warning(
+                "%s: the old lists were replaced, but files churnguard did not write appeared in "
+                "them during the run and were kept in %s (%s)",
+                out_dir, out_dir.parent / f".{out_dir.name}.previous", ", ".join(left[:5]),
+            )
     log.info(
         "scored %s customers at %s: %s on lists (%s manual, %s automated) → %s",
         f"{summary['customers_scored']:,}", as_of, f"{summary['customers_on_lists']:,}",
@@ -410,11 +479,25 @@ def run_score(
     return {**summary, "status": "written", "output_dir": str(out_dir)}
 
 
-def _crr(tx: Path, rp: ReportParams, engine: EngineParams) -> pd.DataFrame | None:
+def _up_to_date(out_dir: Path, key: str) -> bool:
+    """Same inputs as the folder's manifest, and every listed file still has its digest."""
+    old = read_manifest(out_dir, MANIFEST_FILE)
+    if old is None or old.get("key") != key or not isinstance(old["files"], dict):
+        return False
+    for rel, digest in old["files"].items():
+        path = out_dir / rel
+        if path.is_symlink() or not path.is_file() or file_sha256(path) != digest:
+            log.warning("%s changed since it was written; rewriting the lists", path)
+            return False
+    return (out_dir / SUMMARY_FILE).is_file()
+
+
+def _crr(tx: Path, rp: ReportParams, engine: EngineParams, as_of: dt.date) -> pd.DataFrame | None:
+    """Monthly CRR for the report: only complete months ending on or before ``as_of``."""
     from churnguard import crr
 
     try:
-        table = crr.run_crr(tx, "month", rp, engine)
+        table = crr.run_crr(tx, "month", rp, engine, end=as_of)
     except DataError as exc:
         log.info("CRR trend not available: %s", exc)
         return None
