@@ -115,7 +115,9 @@ def job_duckdb_full(
 
     if sql:
         text = Path(sql).read_text(encoding="utf-8")
-        features.feature_sql = lambda: text  # the benchmark's modified copy; src/ untouched
+        import churnguard.engines.duckdb as duck
+
+        duck.feature_sql = lambda: text  # the benchmark's modified copy; src/ untouched
     cut = [dt.date.fromisoformat(c) for c in cutoffs]
     if loop:
         per_query = 1

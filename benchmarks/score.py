@@ -56,10 +56,10 @@ ORDERS_PER_YEAR_20 = 16.35  # synthetic: ~20 lines per customer (6.0 gives ~8)
 
 # (phase name, module path, attribute) — wrapped in the child to time each phase
 PHASES: tuple[tuple[str, str, str], ...] = (
-    ("data_range (as-of)", "churnguard.score", "data_range"),
+    ("data_range (as-of)", "churnguard.engines.duckdb.DuckDBEngine", "data_range"),
     ("hash inputs (md5)", "churnguard.score", "file_md5"),
     ("load model", "churnguard.score", "load_model"),
-    ("snapshot (feature SQL)", "churnguard.score", "snapshot_frame"),
+    ("snapshot (feature SQL)", "churnguard.engines.duckdb", "snapshot_frame"),
     ("score_frame total", "churnguard.score", "score_frame"),
     ("  predict", "churnguard.modeling.ChurnModel", "predict"),
     ("  actions (playbook, capacity)", "churnguard.score", "assign_actions"),
@@ -91,8 +91,9 @@ def _instrument(timings: dict[str, float], counts: dict[str, int]) -> None:
         return timed
 
     for name, where, attr in PHASES:
-        if where.endswith("ChurnModel"):
-            owner = importlib.import_module("churnguard.modeling").ChurnModel
+        module, _, last = where.rpartition(".")
+        if last[:1].isupper():  # a class: patch its method
+            owner = getattr(importlib.import_module(module), last)
         else:
             owner = importlib.import_module(where)
         setattr(owner, attr, wrap(name.strip(), getattr(owner, attr)))
@@ -115,13 +116,14 @@ def job_score(
 
     import pandas  # noqa: F401  (imports before the clock starts)
 
-    from churnguard import features
     from churnguard import score as score_mod
     from churnguard.config import load_params
 
     if sql:
         text = Path(sql).read_text(encoding="utf-8")
-        features.feature_sql = lambda: text  # the benchmark's modified copy; src/ untouched
+        from churnguard.engines import duckdb as duck
+
+        duck.feature_sql = lambda: text  # the benchmark's modified copy; src/ untouched
     if proposed:
         runpy.run_path(proposed)  # what-if patches, in this process's memory only
     params = load_params(PROJECT / "params.yaml")

@@ -12,7 +12,7 @@ from ``--big`` up: one 10 M run takes 10–20 minutes per engine on 2 cores) and
 every run:
 
 * ``duckdb`` — the production path, ``--threads`` threads and ``--memory-limit``;
-* ``spark``  — ``spark_engine.run_features`` on a ``local[--threads]`` session (driver heap
+* ``spark``  — ``engines.spark.run_features`` on a ``local[--threads]`` session (driver heap
   ``--memory-limit``); the session start (JVM launch) is timed separately, the first run
   includes JVM warm-up (code generation, class loading) and is reported apart.
 
@@ -102,7 +102,7 @@ def job_features(engine: str, tx: str, out_dir: str, repeats: int, threads: int,
         spark = None
         if engine == "spark":
             os.environ.pop("SPARK_MASTER", None)  # always local[threads] here
-            from churnguard import spark_engine
+            from churnguard.engines import spark as spark_engine
 
             t0 = time.perf_counter()
             spark = spark_engine.build_session(params, app_name="churnguard-bench")

@@ -11,7 +11,12 @@ from hypothesis import strategies as st
 
 from churnguard.actions import assign_actions, match_playbook, risk_band, value_tier
 from churnguard.config import ActionRule, OverflowAction, RiskBands, ScoreParams, ValueTiers
-from churnguard.io import FORMULA_PREFIXES, excel_safe_frame, safe_file_stem, write_excel_csv_atomic
+from churnguard.csvsafe import (
+    FORMULA_PREFIXES,
+    excel_safe_frame,
+    safe_file_stem,
+    write_excel_csv_atomic,
+)
 
 CALL = ActionRule(
     name="call", action="Call", channel="phone", owner="account_manager", cost=20, save_rate=0.3,

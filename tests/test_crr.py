@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from churnguard import crr as C
 from churnguard.config import EngineParams, ReportParams
-from churnguard.db import connect
+from churnguard.engines import get_engine
 from churnguard.errors import ConfigError, DataError
 
 D = dt.date
@@ -34,11 +34,7 @@ def engine(tmp_path: Path) -> EngineParams:
 def table(
     engine: EngineParams, df: pd.DataFrame, period: str = "month", window: int = 30, **kw
 ) -> pd.DataFrame:
-    con = connect(engine)
-    try:
-        return C.crr_table(con, df, period, window, **kw)  # type: ignore[arg-type]
-    finally:
-        con.close()
+    return C.crr_table(get_engine(engine), df, period, window, **kw)  # type: ignore[arg-type]
 
 
 # -- the playbook's worked examples -------------------------------------------------

@@ -359,7 +359,7 @@ def test_hostile_names_and_ids_round_trip_through_two_weekly_runs(pipeline, tmp_
     import csv
     import io
 
-    from churnguard.io import read_excel_csv
+    from churnguard.csvsafe import read_excel_csv
     from churnguard.score import RISK_LIST_SCHEMA
 
     tx, new_ids = _hostile_transactions(pipeline, tmp_path)

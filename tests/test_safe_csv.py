@@ -18,16 +18,18 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from churnguard.csvsafe import MAX_STEM_BYTES, excel_csv_text, is_formula_like
-from churnguard.io import (
+from churnguard.csvsafe import (
+    MAX_STEM_BYTES,
     MalformedCsvError,
-    atomic_path,
+    excel_csv_text,
+    is_formula_like,
     neutralise_cell,
     read_excel_csv,
     safe_file_stem,
     unneutralise_cell,
     write_excel_csv_atomic,
 )
+from churnguard.io import atomic_path
 
 CONTROLS = (
     "".join(map(chr, range(0x20)))

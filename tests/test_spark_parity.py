@@ -34,8 +34,8 @@ import pytest
 import sqlglot
 
 from churnguard import features as F
-from churnguard import spark_engine as S  # pyspark is locked: a missing one fails, not skips
 from churnguard.config import EngineParams, FeaturesParams, load_params
+from churnguard.engines import spark as S  # pyspark is locked: a missing one fails, not skips
 
 pytestmark = [
     pytest.mark.skipif(not S.java_available(), reason="Java is not installed: Spark local mode needs Java 17+"),

@@ -46,7 +46,7 @@ ParamsOpt = Annotated[
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")]
 EngineOpt = Annotated[
-    str | None, typer.Option("--engine", help="Override engine.name: duckdb | spark.")
+    str | None, typer.Option("--engine", help="Override engine.name (duckdb | spark).")
 ]
 
 
@@ -54,8 +54,10 @@ def _with_engine(p: Params, engine: str | None) -> Params:
     """``--engine`` overrides ``engine.name`` (validated like params.yaml)."""
     if engine is None:
         return p
-    if engine not in ("duckdb", "spark"):
-        _fail(ConfigError(f"--engine must be duckdb or spark, not {engine!r}"))
+    from churnguard.engines import ENGINES
+
+    if engine not in ENGINES:
+        _fail(ConfigError(f"--engine must be one of {', '.join(sorted(ENGINES))}, not {engine!r}"))
     return p.model_copy(update={"engine": p.engine.model_copy(update={"name": engine})})
 
 
@@ -225,11 +227,22 @@ def evaluate(
     no_mlflow: Annotated[
         bool, typer.Option("--no-mlflow", help="Skip MLflow logging and the registry gate.")
     ] = False,
+    dvc_plots: Annotated[
+        bool,
+        typer.Option("--dvc-plots", help="Print the plots: block for dvc.yaml (from the plot specs) and exit."),
+    ] = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Metrics and plots for the model and every baseline on the test cutoff; registry gate."""
     from churnguard import evaluate as evaluate_mod
 
+    if dvc_plots:
+        import yaml
+
+        folder = f"{_load(params, True).evaluate.model_dir}/eval/plots"
+        block = {"plots": evaluate_mod.dvc_plots(evaluate_mod.plot_specs(), folder=folder)}
+        typer.echo(yaml.safe_dump(block, sort_keys=False, allow_unicode=True, width=1000), nl=False)
+        return
     p = _load(params, quiet, ("evaluate", "train"))
     metrics = _run(evaluate_mod.run_evaluate, p.evaluate)
     model = metrics["scorers"]["model"]

@@ -37,10 +37,19 @@ class _Section(BaseModel):
 class EngineParams(_Section):
     """SQL engine settings shared by every stage that runs SQL."""
 
-    name: Literal["duckdb", "spark"] = "duckdb"
+    name: str = "duckdb"  # a key of churnguard.engines.ENGINES
     memory_limit: str = "2GB"
     threads: Annotated[int, Field(ge=1)] = 2
     temp_directory: str = ".tmp/duckdb"
+
+    @field_validator("name")
+    @classmethod
+    def _known_engine(cls, v: str) -> str:
+        from churnguard.engines import ENGINES
+
+        if v not in ENGINES:
+            raise ValueError(f"unknown engine {v!r}; allowed: {', '.join(sorted(ENGINES))}")
+        return v
 
 
 class GenerateParams(_Section):

@@ -32,16 +32,16 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from importlib import resources
 from pathlib import Path
 from typing import Literal, get_args
 
-import duckdb
 import pandas as pd
 
 from churnguard.config import EngineParams, ReportParams
-from churnguard.db import connect, sql_string
+from churnguard.csvsafe import write_excel_csv_atomic
+from churnguard.engines import Engine, get_engine
 from churnguard.errors import ChurnguardError, ConfigError, DataError
-from churnguard.io import write_excel_csv_atomic
 
 log = logging.getLogger(__name__)
 
@@ -65,100 +65,7 @@ COLUMNS: tuple[str, ...] = (
     "full_lookback",
 )
 
-_SOURCE_VIEW = "crr_transactions"
-_SOURCE_DF = "crr_transactions_df"
-
-CRR_SQL = f"""
-with purchases as (
-    select customer_id, cast(ts as date) as day
-    from {_SOURCE_VIEW}
-    where amount >= 0 and customer_id is not null and ts is not null
-),
-
-data_range as (
-    select min(cast(ts as date)) as data_min, max(cast(ts as date)) as data_max
-    from {_SOURCE_VIEW}
-    where ts is not null
-),
-
-first_purchase as (
-    select customer_id, min(day) as first_day
-    from purchases
-    group by customer_id
-),
-
-period_grid as (
-    select cast(g.p as date) as period_start,
-           cast(g.p + to_months($months) - interval 1 day as date) as period_end
-    from data_range,
-         unnest(generate_series(
-             date_trunc($unit, data_min), cast(data_max as timestamp), to_months($months)
-         )) as g(p)
-),
-
-periods as (
-    select period_grid.*, data_range.data_min
-    from period_grid, data_range
-    where period_start > data_min
-      and period_end <= data_max
-      and ($start is null or period_start >= cast($start as date))
-      and ($end is null or period_end <= cast($end as date))
-),
-
-customer_status as (
-    select p.period_start,
-           pu.customer_id,
-           bool_or(pu.day < p.period_start) as active_start,
-           bool_or(pu.day > p.period_end - cast($window as integer)) as active_end
-    from periods as p
-    join purchases as pu
-      on pu.day >= p.period_start - cast($window as integer)
-     and pu.day <= p.period_end
-    group by p.period_start, pu.customer_id
-),
-
-counts as (
-    select p.period_start,
-           p.period_end,
-           p.data_min,
-           count(*) filter (where s.active_start) as customers_start,
-           count(*) filter (where s.active_end) as customers_end,
-           count(*) filter (where s.active_end and f.first_day >= p.period_start)
-               as new_customers,
-           count(*) filter (
-               where s.active_end and not s.active_start and f.first_day < p.period_start
-           ) as reactivated_customers,
-           count(*) filter (where s.active_start and s.active_end) as retained_customers
-    from periods as p
-    left join customer_status as s on s.period_start = p.period_start
-    left join first_purchase as f on f.customer_id = s.customer_id
-    group by p.period_start, p.period_end, p.data_min
-),
-
-final as (
-    select case $unit
-               when 'month' then strftime(period_start, '%Y-%m')
-               when 'quarter' then strftime(period_start, '%Y') || 'Q' || quarter(period_start)
-               else strftime(period_start, '%Y')
-           end as period,
-           period_start,
-           period_end,
-           customers_start,
-           customers_end,
-           new_customers,
-           reactivated_customers,
-           retained_customers,
-           customers_start - retained_customers as lost_customers,
-           round(100.0 * retained_customers / nullif(customers_start, 0), 2) as crr_pct,
-           round(100.0 - round(100.0 * retained_customers / nullif(customers_start, 0), 2), 2)
-               as churn_rate_pct,
-           cast($window as integer) as active_within_days,
-           period_start - cast($window as integer) >= data_min as full_lookback
-    from counts
-)
-
-select * from final order by period_start
-"""
+CRR_SQL = "sql/crr.sql"  # the program, top to bottom, parameters bound
 
 
 def crr_from_counts(start: int, end: int, new: int) -> float | None:
@@ -226,23 +133,13 @@ def _validate_args(period: str, active_within_days: int) -> None:
         )
 
 
-def _register_source(
-    con: duckdb.DuckDBPyConnection, transactions: str | Path | pd.DataFrame
-) -> None:
-    if isinstance(transactions, pd.DataFrame):
-        con.register(_SOURCE_DF, transactions)
-        source = _SOURCE_DF
-    else:
-        source = f"read_parquet({sql_string(str(transactions))})"
-    con.execute(
-        f"create or replace temp view {_SOURCE_VIEW} as "
-        f"select customer_id, cast(ts as timestamp) as ts, cast(amount as double) as amount "
-        f"from {source}"
-    )
+def crr_sql() -> str:
+    """The CRR program (DuckDB dialect): reads the view ``transactions``."""
+    return resources.files("churnguard").joinpath(CRR_SQL).read_text(encoding="utf-8")
 
 
 def crr_table(
-    con: duckdb.DuckDBPyConnection,
+    engine: Engine,
     transactions: str | Path | pd.DataFrame,
     period: Period,
     active_within_days: int,
@@ -257,22 +154,17 @@ def crr_table(
     oldest first; the definition is in ``frame.attrs["definition"]``.
     """
     _validate_args(period, active_within_days)
-    _register_source(con, transactions)
-    try:
-        frame = con.execute(
-            CRR_SQL,
-            {
-                "unit": period,
-                "months": _MONTHS[period],
-                "window": active_within_days,
-                "start": start,
-                "end": end,
-            },
-        ).df()
-    finally:
-        con.execute(f"drop view if exists {_SOURCE_VIEW}")
-        if isinstance(transactions, pd.DataFrame):
-            con.unregister(_SOURCE_DF)
+    frame = engine.run_program(
+        crr_sql(),
+        transactions,
+        {
+            "unit": period,
+            "months": _MONTHS[period],
+            "window": active_within_days,
+            "start": start,
+            "end": end,
+        },
+    )
     for col in ("period_start", "period_end"):
         frame[col] = pd.to_datetime(frame[col]).dt.date
     frame = frame[list(COLUMNS)]
@@ -285,28 +177,31 @@ def crr_table(
     return frame
 
 
-def _check_input(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+_PURCHASE_LINES_SQL = (
+    "select count(*) as n from transactions "
+    "where amount >= 0 and customer_id is not null and ts is not null"
+)
+
+
+def _check_input(engine: Engine, path: Path) -> None:
     where = "(features.input / score.transactions in params.yaml)"
     if not path.exists():
         raise DataError(f"{path}: transactions not found {where}; run `churnguard ingest` first")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     try:
-        cols = {
-            r[0] for r in con.execute("select name from parquet_schema(?)", [str(path)]).fetchall()
-        }
-        missing = [c for c in ("customer_id", "ts", "amount") if c not in cols]
-        if missing:
-            raise DataError(
-                f"{path}: missing column(s) {missing}; point {where} at the canonical "
-                "transactions written by `churnguard ingest`"
-            )
-        row = con.execute(
-            "select count(*) from read_parquet(?) where amount >= 0 and customer_id is not null "
-            "and ts is not null",
-            [str(path)],
-        ).fetchone()
-    except duckdb.Error as exc:
+        cols = set(pq.read_schema(path).names)
+    except (OSError, pa.ArrowException) as exc:
         raise DataError(f"{path}: not a readable Parquet file {where}: {exc}") from None
-    if row is None or row[0] == 0:
+    missing = [c for c in ("customer_id", "ts", "amount") if c not in cols]
+    if missing:
+        raise DataError(
+            f"{path}: missing column(s) {missing}; point {where} at the canonical "
+            "transactions written by `churnguard ingest`"
+        )
+    n = int(engine.run_program(_PURCHASE_LINES_SQL, path)["n"].iloc[0])
+    if n == 0:
         raise DataError(
             f"{path}: no purchase lines (amount >= 0) to compute retention from; check {where}"
         )
@@ -325,17 +220,11 @@ def run_crr(
     """Compute the CRR table from the transactions Parquet; write it as CSV when ``output``."""
     _validate_args(period, params.active_within_days)
     path = Path(transactions_path)
-    con = connect(engine)
-    try:
-        _check_input(con, path)
-        frame = crr_table(con, path, period, params.active_within_days, start, end)
-        data_min, data_max = con.execute(
-            "select min(cast(ts as date)), max(cast(ts as date)) from read_parquet(?)",
-            [str(path)],
-        ).fetchone() or (None, None)
-    finally:
-        con.close()
+    runner = get_engine(engine)
+    _check_input(runner, path)
+    frame = crr_table(runner, path, period, params.active_within_days, start, end)
     if frame.empty:
+        data_min, data_max, _ = runner.data_range(path)
         raise DataError(
             f"{path}: no complete {period} inside the data ({data_min}..{data_max}"
             + (f", limited to {start or '…'}..{end or '…'}" if start or end else "")

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from churnguard.errors import DataError
+from churnguard.io import write_bytes_atomic
 
 # A text cell starting with one of these is prefixed with "'" (OWASP CSV injection advice;
 # leading tab/CR/LF included, and the full-width forms some East Asian spreadsheets accept).
@@ -140,7 +141,6 @@ def write_excel_csv_atomic(
     Text cells are neutralised (see :func:`neutralise_cell`) except the ``identifiers``
     columns, which are written exactly as they are. Written via ``atomic_path``.
     """
-    from churnguard.io import write_bytes_atomic  # io re-exports this module
 
     write_bytes_atomic(target, BOM + excel_csv_text(frame, identifiers=identifiers).encode("utf-8"))
 

@@ -1,430 +1,49 @@
-"""Point-in-time features and churn labels (``churnguard features``).
+"""The ``features`` stage (``churnguard features``): point-in-time snapshots on the
+configured engine.
 
-One SQL definition (``sql/features.sql``) builds every snapshot: the rolling training
-snapshots (one per cutoff on a grid, labelled) and the scoring snapshot at the as-of
-date (unlabelled). A snapshot at cutoff ``c`` sees only transactions dated on or before
-``c``; its label ``churned`` is 1 when the customer has no purchase day in
-``(c, c + horizon_days]``. Customers silent for more than ``lost_after_days`` at ``c``
-are flagged ``lapsed``: they belong to win-back, not to the churn model's training rows.
+What a snapshot is — the feature dictionary, the SQL, the cutoff grid and the labels —
+lives in :mod:`churnguard.feature_defs`; how it is computed lives in the engine
+(:mod:`churnguard.engines`). This module wires the two and re-exports the definitions
+and the DuckDB helpers under their historical names.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import logging
-import re
-import shutil
-import tempfile
-from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
-import duckdb
-import pandas as pd
-
 from churnguard.config import EngineParams, FeaturesParams
-from churnguard.db import connect, sql_string
-from churnguard.errors import DataError
-from churnguard.io import atomic_path, write_json_atomic
-
-log = logging.getLogger(__name__)
-
-SNAPSHOTS_FILE = "snapshots.parquet"
-CURRENT_FILE = "current.parquet"
-CUTOFFS_FILE = "cutoffs.json"
-WINDOWS_DAYS = (30, 90, 180, 365)
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    role: str  # key | attribute | feature | label | info
-    description: str
-
-
-# The feature dictionary. Order and names must match sql/features.sql (a test checks it);
-# docs/features.md is generated from this list by `churnguard features --describe`.
-COLUMNS: tuple[Column, ...] = (
-    Column("cutoff_date", "key", "Snapshot date; only transactions dated on or before it are seen."),
-    Column("customer_id", "key", "Customer identifier, as in the source (string)."),
-    Column("account_manager", "attribute", "Account manager on the customer's latest line up to the cutoff."),
-    Column("customer_name", "attribute", "Customer name on the latest line up to the cutoff."),
-    Column("region", "attribute", "Region on the latest line up to the cutoff."),
-    Column("first_purchase_date", "info", "Date of the first purchase."),
-    Column("last_purchase_date", "info", "Date of the latest purchase up to the cutoff."),
-    Column("recency_days", "feature", "Days from the last purchase to the cutoff."),
-    Column("tenure_days", "feature", "Days from the first purchase to the cutoff."),
-    Column("purchase_days", "feature", "Distinct days with a purchase (frequency)."),
-    Column("orders", "feature", "Orders (distinct order ids per day) with a purchase line."),
-    Column("monetary_total", "feature", "Net spend: sum of all line amounts, returns included."),
-    Column("avg_order_value", "feature", "Gross purchase value divided by orders."),
-    Column("max_order_value", "feature", "Largest single order value."),
-    Column("last_day_spend", "feature", "Gross purchase value on the last purchase day."),
-    Column("gap_mean_days", "feature", "Mean days between consecutive purchase days (empty for one-time buyers)."),
-    Column("gap_std_days", "feature", "Standard deviation of those gaps (needs three purchase days)."),
-    Column("gap_last_days", "feature", "Gap between the last two purchase days."),
-    Column("recency_to_gap", "feature", "recency_days / gap_mean_days: how overdue the customer is against their own rhythm."),
-    *(Column(f"orders_{w}d", "feature", f"Orders in the {w} days up to the cutoff.") for w in WINDOWS_DAYS),
-    Column("orders_prev_90d", "feature", "Orders in the 90 days before the last 90."),
-    *(Column(f"spend_{w}d", "feature", f"Net spend in the {w} days up to the cutoff.") for w in WINDOWS_DAYS),
-    Column("spend_prev_90d", "feature", "Net spend in the 90 days before the last 90."),
-    Column("orders_trend_90d", "feature", "(orders_90d − orders_prev_90d) / (orders_90d + orders_prev_90d), in [−1, 1]."),
-    Column("spend_trend_90d", "feature", "(spend_90d − spend_prev_90d) / (|spend_90d| + |spend_prev_90d|), in [−1, 1]."),
-    Column("returned_share", "feature", "Returned value / gross purchase value."),
-    Column("distinct_products", "feature", "Distinct product ids bought (0 when the data has no product column)."),
-    Column("one_time_buyer", "feature", "1 when the customer has exactly one purchase day."),
-    Column("r_score", "feature", "Recency quintile within the cutoff, 5 = most recent (ties share a score)."),
-    Column("f_score", "feature", "Frequency (purchase days) quintile within the cutoff, 5 = most frequent."),
-    Column("m_score", "feature", "Monetary (net spend) quintile within the cutoff, 5 = highest."),
-    Column("rfm_score", "feature", "r_score + f_score + m_score (3–15)."),
-    Column("rfm_segment", "attribute", "Named RFM segment from r_score and FM = round((f+m)/2); see the map below."),
-    Column("lapsed", "info", "1 when recency_days > features.lost_after_days: win-back, excluded from training rows."),
-    Column("churned", "label", "1 when no purchase day falls in (cutoff, cutoff + horizon_days]; empty in the scoring snapshot."),
+from churnguard.engines import get_engine
+from churnguard.engines.duckdb import (  # noqa: F401 - re-exported
+    AUTO_LINE_CUTOFFS_PER_GB,
+    ROW_GROUP_ROWS,
+    build_snapshot,
+    concat_parts,
+    cutoffs_per_query,
+    data_range,
+    memory_gb,
+    remove_stale_parts,
+    snapshot_frame,
 )
-COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
-MODEL_FEATURES: tuple[str, ...] = tuple(c.name for c in COLUMNS if c.role == "feature")
-
-RFM_SEGMENTS: tuple[tuple[str, str], ...] = (
-    ("Champions", "R ≥ 4 and FM ≥ 4"),
-    ("Loyal", "R = 3 and FM ≥ 4"),
-    ("Potential loyalist", "R ≥ 4 and FM 2–3"),
-    ("New", "R = 5 and FM = 1"),
-    ("Promising", "R = 4 and FM = 1"),
-    ("Needs attention", "R = 3 and FM ≤ 3"),
-    ("Can't lose them", "R ≤ 2 and FM = 5"),
-    ("At risk", "R ≤ 2 and FM 3–4"),
-    ("Hibernating", "R = 2 and FM ≤ 2"),
-    ("Lost", "R = 1 and FM ≤ 2"),
+from churnguard.feature_defs import (  # noqa: F401 - re-exported
+    COLUMN_NAMES,
+    COLUMNS,
+    CURRENT_FILE,
+    CUTOFFS_FILE,
+    FEATURES_SQL,
+    MODEL_FEATURES,
+    RFM_SEGMENTS,
+    SNAPSHOTS_FILE,
+    WINDOWS_DAYS,
+    Column,
+    cutoff_table,
+    describe_markdown,
+    feature_sql,
+    plan_cutoffs,
+    run_summary,
 )
-
-
-def feature_sql() -> str:
-    """The single feature definition (DuckDB dialect; sqlglot transpiles it to Spark SQL)."""
-    return resources.files("churnguard").joinpath("sql/features.sql").read_text(encoding="utf-8")
-
-
-def describe_markdown(params: FeaturesParams | None = None) -> str:
-    """The feature dictionary as Markdown, generated from :data:`COLUMNS`."""
-    p = params or FeaturesParams()
-    out = [
-        "# Feature dictionary",
-        "",
-        "Generated by `churnguard features --describe` from `src/churnguard/features.py`;",
-        "do not edit by hand. Every value at a cutoff is computed only from transactions",
-        "dated on or before the cutoff (`src/churnguard/sql/features.sql`).",
-        "",
-        f"Label: `churned` = no purchase in (cutoff, cutoff + `features.horizon_days`] "
-        f"(default {p.horizon_days} days). A purchase line has amount ≥ 0; negative lines "
-        "are returns. Population at a cutoff: customers with at least one purchase on or "
-        f"before it. `lapsed` customers (silent more than `features.lost_after_days`, "
-        f"default {p.lost_after_days} days) stay in the snapshots but are left out of "
-        "training rows: they need win-back, not churn prevention.",
-        "",
-        "| column | role | description |",
-        "|---|---|---|",
-    ]
-    out += [f"| `{c.name}` | {c.role} | {c.description} |" for c in COLUMNS]
-    out += ["", "## RFM segments", "", "| segment | rule (first match wins) |", "|---|---|"]
-    out += [f"| {name} | {rule} |" for name, rule in RFM_SEGMENTS]
-    return "\n".join(out) + "\n"
-
-
-def plan_cutoffs(
-    data_min: dt.date, data_max: dt.date, params: FeaturesParams
-) -> tuple[dt.date, list[dt.date]]:
-    """Return (as_of, labelled cutoffs oldest first) or raise :class:`DataError` saying what fits.
-
-    The latest labelled cutoff is ``as_of − horizon_days`` so its whole label window lies
-    inside the data; earlier ones step back by ``cutoff_step_days``. Each cutoff must have
-    at least one day of history before it.
-    """
-    as_of = params.as_of or data_max
-    if as_of < data_min:
-        raise DataError(
-            f"features.as_of {as_of} is before the first transaction ({data_min}); "
-            f"set features.as_of between {data_min} and {data_max}"
-        )
-    if as_of > data_max:
-        log.warning("features.as_of %s is after the last transaction (%s)", as_of, data_max)
-    last = as_of - dt.timedelta(days=params.horizon_days)
-    step = dt.timedelta(days=params.cutoff_step_days)
-    cutoffs = [last - i * step for i in range(params.n_cutoffs)][::-1]
-    if cutoffs[0] <= data_min:
-        span = (as_of - data_min).days
-        fit = max(0, (last - data_min).days - 1) // params.cutoff_step_days + 1 if last > data_min else 0
-        hint = (
-            f"with horizon_days={params.horizon_days} and cutoff_step_days={params.cutoff_step_days} "
-            f"at most {fit} cutoff(s) fit (set features.n_cutoffs ≤ {fit})"
-            if fit > 0
-            else f"features.horizon_days must be below {span} days"
-        )
-        raise DataError(
-            f"the cutoff grid starts at {cutoffs[0]}, but transactions start on {data_min}: "
-            f"no history before the first cutoff. The data spans {data_min}..{as_of} "
-            f"({span} days); {hint}."
-        )
-    return as_of, cutoffs
-
-
-def cutoff_table(
-    cutoffs: list[dt.date], horizon_days: int | None, lost_after_days: int
-) -> pd.DataFrame:
-    """The ``cutoffs`` input of the SQL: dates and window bounds, no parameters in SQL."""
-    days = dt.timedelta
-    return pd.DataFrame(
-        {
-            "cutoff_date": pd.to_datetime(cutoffs).date,
-            "horizon_end": [c + days(horizon_days) if horizon_days else None for c in cutoffs],
-            **{f"d{w}": [c - days(w) for c in cutoffs] for w in WINDOWS_DAYS},
-            "lost_after_days": [lost_after_days] * len(cutoffs),
-        }
-    ).astype({"horizon_end": "object"})
-
-
-def _register_inputs(
-    con: duckdb.DuckDBPyConnection, transactions: str | Path, cutoffs: pd.DataFrame
-) -> None:
-    con.execute(
-        f"create or replace temp view transactions as select * from read_parquet({sql_string(str(transactions))})"
-    )
-    con.register("cutoffs_df", cutoffs)
-    con.execute(
-        "create or replace temp table cutoffs as select cutoff_date::date as cutoff_date, "
-        "horizon_end::date as horizon_end, d30::date as d30, d90::date as d90, "
-        "d180::date as d180, d365::date as d365, lost_after_days::integer as lost_after_days "
-        "from cutoffs_df"
-    )
-    con.unregister("cutoffs_df")
-
-
-def _copy_atomic(con: duckdb.DuckDBPyConnection, target: Path) -> int:
-    """Run the feature SQL and write it to ``target`` atomically; return the row count."""
-    with atomic_path(target) as tmp:
-        con.execute(
-            f"copy ({feature_sql()}) to {sql_string(str(tmp))} "
-            "(format parquet, compression zstd, row_group_size 122880)"
-        )
-        n = con.execute(f"select count(*) from read_parquet({sql_string(str(tmp))})").fetchone()
-    return int(n[0]) if n else 0
-
-
-def data_range(con: duckdb.DuckDBPyConnection, transactions: str | Path) -> tuple[dt.date, dt.date, int]:
-    row = con.execute(
-        f"select min(cast(ts as date)), max(cast(ts as date)), count(*) "
-        f"from read_parquet({sql_string(str(transactions))})"
-    ).fetchone()
-    if row is None or row[2] == 0 or row[0] is None:
-        raise DataError(f"{transactions}: no transactions (run `churnguard ingest` first)")
-    return row[0], row[1], int(row[2])
-
-
-# "auto" batches cutoffs so one query sees at most this many (transaction line × cutoff)
-# pairs per GB of engine.memory_limit. Measured at memory_limit 3GB (docs/benchmarks.md):
-# 10M lines × 6 cutoffs in one query ran in 3.1 GB RSS (4 GB spilled); 50M × 6 spilled
-# 37 GiB and failed; 50M one cutoff at a time stayed at 3.3 GB RSS.
-AUTO_LINE_CUTOFFS_PER_GB = 25_000_000
-_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT])i?B\s*", flags=re.IGNORECASE)
-
-
-def memory_gb(limit: str) -> float:
-    """'2GB' / '1.5GiB' / '512MB' → GB; anything else (e.g. '80%') counts as 2 GB."""
-    m = _SIZE.fullmatch(limit)
-    if not m:
-        return 2.0
-    return float(m.group(1)) * 1024.0 ** ("KMGT".index(m.group(2).upper()) - 2)
-
-
-def cutoffs_per_query(setting: int | str, n_transactions: int, memory_limit: str = "2GB") -> int:
-    """Resolve ``features.cutoffs_per_query``: a number, or "auto" =
-    max(1, 25M × memory_limit in GB // transaction lines)."""
-    if setting == "auto":
-        budget = int(AUTO_LINE_CUTOFFS_PER_GB * memory_gb(memory_limit))
-        return max(1, budget // max(1, n_transactions))
-    return int(setting)
-
-
-def build_snapshot(
-    con: duckdb.DuckDBPyConnection,
-    transactions: str | Path,
-    cutoffs: list[dt.date],
-    horizon_days: int | None,
-    lost_after_days: int,
-    target: Path,
-    per_query: int | None = None,
-) -> int:
-    """Write the feature snapshot(s) for ``cutoffs`` to ``target``; labelled when horizon_days.
-
-    ``per_query`` cutoffs at a time (None: all in one query). Batches are written as part
-    files and concatenated in cutoff order: the same rows in the same order, with the same
-    schema, as one query, since every feature is computed within its cutoff.
-    """
-    if per_query is None or len(cutoffs) <= per_query:
-        _register_inputs(con, transactions, cutoff_table(cutoffs, horizon_days, lost_after_days))
-        return _copy_atomic(con, target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{target.name}.parts-", dir=target.parent) as tmp:
-        parts = []
-        for i in range(0, len(cutoffs), per_query):
-            part = Path(tmp) / f"part-{i:05d}.parquet"
-            batch = cutoffs[i : i + per_query]
-            _register_inputs(con, transactions, cutoff_table(batch, horizon_days, lost_after_days))
-            _copy_atomic(con, part)
-            log.info("cutoffs %s..%s written", batch[0], batch[-1])
-            parts.append(part)
-        return concat_parts(parts, target)
-
-
-ROW_GROUP_ROWS = 122_880
-
-
-def concat_parts(parts: list[Path], target: Path) -> int:
-    """Stream ``parts`` (same columns, in order) into ``target`` in row groups of
-    ``ROW_GROUP_ROWS``, keeping the first part's schema: DuckDB would drop the NOT NULL
-    flags when reading several files, so the schema would depend on the batch size. The
-    writer differs from DuckDB's, so the bytes are deterministic for a given batch size
-    but not equal to one query's file (the rows and schema are)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    schema = pq.read_schema(parts[0]).remove_metadata()
-    rows = 0
-    with atomic_path(target) as out, pq.ParquetWriter(out, schema, compression="zstd") as writer:
-        pending: list[pa.RecordBatch] = []
-        n_pending = 0
-        for part in parts:
-            for batch in pq.ParquetFile(part).iter_batches(batch_size=ROW_GROUP_ROWS):
-                pending.append(batch.cast(schema))
-                n_pending += batch.num_rows
-                while n_pending >= ROW_GROUP_ROWS:
-                    table = pa.Table.from_batches(pending, schema)
-                    writer.write_table(table.slice(0, ROW_GROUP_ROWS), row_group_size=ROW_GROUP_ROWS)
-                    rest = table.slice(ROW_GROUP_ROWS)
-                    pending, n_pending = rest.to_batches(), rest.num_rows
-                    rows += ROW_GROUP_ROWS
-        if n_pending or rows == 0:
-            writer.write_table(pa.Table.from_batches(pending, schema), row_group_size=ROW_GROUP_ROWS)
-            rows += n_pending
-    return rows
-
-
-def remove_stale_parts(folder: Path) -> None:
-    """Part folders a killed run left behind (``build_snapshot`` removes its own)."""
-    for stale in folder.glob(".*.parts-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-
-
-def snapshot_frame(
-    transactions: str | Path,
-    as_of: dt.date,
-    lost_after_days: int,
-    engine: EngineParams,
-    horizon_days: int | None = None,
-) -> pd.DataFrame:
-    """The snapshot at ``as_of`` as a DataFrame (used by scoring; same SQL as training)."""
-    con = connect(engine)
-    try:
-        _register_inputs(con, transactions, cutoff_table([as_of], horizon_days, lost_after_days))
-        return con.execute(feature_sql()).df()
-    finally:
-        con.close()
 
 
 def run_features(params: FeaturesParams, engine: EngineParams) -> dict[str, Any]:
-    """Build ``snapshots.parquet`` (labelled cutoffs) and ``current.parquet`` (as-of)."""
-    if engine.name == "spark":  # engine switch: same SQL, transpiled (spark_engine.py)
-        from churnguard import spark_engine
-
-        return spark_engine.run_features(params, engine)
-    src = Path(params.input)
-    if not src.exists():
-        raise DataError(f"{src}: transactions not found (features.input; run `churnguard ingest`)")
-    out_dir = Path(params.output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_parts(out_dir)
-    con = connect(engine)
-    try:
-        data_min, data_max, n_tx = data_range(con, src)
-        as_of, cutoffs = plan_cutoffs(data_min, data_max, params)
-        log.info(
-            "cutoffs %s (every %d days, horizon %d days, as-of %s)",
-            ", ".join(str(c) for c in cutoffs),
-            params.cutoff_step_days,
-            params.horizon_days,
-            as_of,
-        )
-        per_query = cutoffs_per_query(params.cutoffs_per_query, n_tx, engine.memory_limit)
-        n_snap = build_snapshot(
-            con,
-            src,
-            cutoffs,
-            params.horizon_days,
-            params.lost_after_days,
-            out_dir / SNAPSHOTS_FILE,
-            per_query,
-        )
-        n_cur = build_snapshot(
-            con, src, [as_of], None, params.lost_after_days, out_dir / CURRENT_FILE
-        )
-        per_cutoff = con.execute(
-            "select cutoff_date, count(*), sum(churned), sum(lapsed), "
-            "avg(churned) filter (where lapsed = 0) from read_parquet(?) "
-            "group by cutoff_date order by cutoff_date",
-            [str(out_dir / SNAPSHOTS_FILE)],
-        ).fetchall()
-    finally:
-        con.close()
-    summary = run_summary(
-        per_cutoff, len(cutoffs), n_tx, (data_min, data_max), as_of, params.horizon_days, n_snap, n_cur
-    )
-    write_json_atomic(out_dir / CUTOFFS_FILE, summary)
-    return summary
-
-
-def run_summary(
-    per_cutoff: list[tuple[Any, ...]],
-    n_cutoffs: int,
-    n_tx: int,
-    data_range_: tuple[dt.date, dt.date],
-    as_of: dt.date,
-    horizon_days: int,
-    n_snap: int,
-    n_cur: int,
-) -> dict[str, Any]:
-    """Check the populations and build ``cutoffs.json`` from per-cutoff counts (any engine).
-
-    ``per_cutoff`` rows: (cutoff_date, customers, churned, lapsed, churn rate among active).
-    """
-    if n_cur == 0:
-        raise DataError(f"empty population at as-of {as_of}: no customer has a purchase on or before it")
-    empty = [str(row[0]) for row in per_cutoff if row[1] == 0]
-    if len(per_cutoff) < n_cutoffs or empty:
-        raise DataError(f"empty population at cutoff(s) {empty or 'some'}; move features.n_cutoffs")
-    summary = {
-        "transactions": n_tx,
-        "data_min": str(data_range_[0]),
-        "data_max": str(data_range_[1]),
-        "as_of": str(as_of),
-        "horizon_days": horizon_days,
-        "snapshot_rows": n_snap,
-        "current_rows": n_cur,
-        "cutoffs": [
-            {
-                "cutoff_date": str(c),
-                "customers": int(n),
-                "churned": int(ch or 0),
-                "lapsed": int(la or 0),
-                "churn_rate_active": round(float(rate), 6) if rate is not None else None,
-            }
-            for c, n, ch, la, rate in per_cutoff
-        ],
-    }
-    for row in summary["cutoffs"]:
-        log.info(
-            "cutoff %s: %s customers, %s lapsed, churn rate among active %s",
-            row["cutoff_date"],
-            f"{row['customers']:,}",
-            f"{row['lapsed']:,}",
-            "n/a" if row["churn_rate_active"] is None else f"{100 * row['churn_rate_active']:.1f}%",
-        )
-    return summary
+    """Build ``snapshots.parquet`` (labelled cutoffs), ``current.parquet`` (as-of) and
+    ``cutoffs.json`` on the engine ``engine.name`` names."""
+    return get_engine(engine).build_features(params)

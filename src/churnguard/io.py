@@ -16,17 +16,6 @@ from typing import Any
 
 import pandas as pd
 
-from churnguard.csvsafe import (  # noqa: F401 - re-exported
-    FORMULA_PREFIXES,
-    MalformedCsvError,
-    excel_safe_frame,
-    is_formula_like,
-    neutralise_cell,
-    read_excel_csv,
-    safe_file_stem,
-    unneutralise_cell,
-    write_excel_csv_atomic,
-)
 from churnguard.errors import LockedError, RefusedTargetError
 
 

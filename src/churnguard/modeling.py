@@ -551,3 +551,13 @@ class ChurnModel:
                 f"its features do not match {BOOSTER_FILE} ({_differences(names, features)})",
             )
         return cls(booster, calibrator, features, dtypes, meta, folder)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready for scoring, with where it came from (reported in every list)."""
+
+    model: ChurnModel
+    ref: str  # what the user asked for: a folder or models:/name@alias
+    version: str  # registry version or "file"
+    digest: str  # md5 over booster + calibrator + features

@@ -13,7 +13,7 @@ import pandas as pd
 from churnguard import tracking
 from churnguard.config import EvaluateParams, TrainParams
 from churnguard.errors import ModelError
-from churnguard.features import SNAPSHOTS_FILE
+from churnguard.feature_defs import SNAPSHOTS_FILE
 from churnguard.gate import GateDecision, gate_decision
 from churnguard.io import file_md5
 from churnguard.modeling import BOOSTER_FILE, METADATA_FILE

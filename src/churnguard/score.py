@@ -17,7 +17,6 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,28 +26,36 @@ import pandas as pd
 from churnguard import __version__
 from churnguard.actions import RISK_ORDER, assign_actions, risk_band, value_tier
 from churnguard.config import EngineParams, FeaturesParams, ReportParams, ScoreParams
+from churnguard.csvsafe import (
+    MalformedCsvError,
+    is_formula_like,
+    read_excel_csv,
+    safe_file_stem,
+    write_excel_csv_atomic,
+)
+from churnguard.engines import Scorer, get_engine
 from churnguard.errors import DataError, ModelError, RefusedTargetError, output_error
 from churnguard.explain import top_reasons
-from churnguard.features import data_range, snapshot_frame
 from churnguard.io import (
-    MalformedCsvError,
     check_replaceable,
     dumps_json,
     file_md5,
     file_sha256,
     folder_lock,
-    is_formula_like,
     new_staging_dir,
-    read_excel_csv,
     read_manifest,
     remove_stale_staging,
     replace_dir,
     restore_interrupted_swap,
-    safe_file_stem,
-    write_excel_csv_atomic,
     write_text_atomic,
 )
-from churnguard.modeling import BOOSTER_FILE, CALIBRATOR_FILE, FEATURES_FILE, ChurnModel
+from churnguard.modeling import (
+    BOOSTER_FILE,
+    CALIBRATOR_FILE,
+    FEATURES_FILE,
+    ChurnModel,
+    LoadedModel,
+)
 from churnguard.value import value_at_risk, value_if_retained
 
 log = logging.getLogger(__name__)
@@ -82,14 +89,6 @@ MANAGER_COLUMNS = [
     "expected_net_benefit", "recommended_action", "owner", "channel", "reasons",
     "last_purchase_date", "usual_gap_days", "expected_next_order_date", "change",
 ]
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    model: ChurnModel
-    ref: str  # what the user asked for: a folder or models:/name@alias
-    version: str  # registry version or "file"
-    digest: str  # md5 over booster + calibrator + features
 
 
 def _model_digest(folder: Path) -> str:
@@ -137,7 +136,7 @@ def params_digest(sp: ScoreParams, fp: FeaturesParams, rp: ReportParams) -> str:
 
 
 def score_frame(
-    snapshot: pd.DataFrame, model: ChurnModel, sp: ScoreParams
+    snapshot: pd.DataFrame, model: ChurnModel | Scorer, sp: ScoreParams
 ) -> pd.DataFrame:
     """Pure core: snapshot → risk, value, action, benefit, rank and reasons per customer."""
     if snapshot.empty:
@@ -355,13 +354,7 @@ def run_score(
     if as_of is None:
         as_of = sp.as_of
     if as_of is None:
-        from churnguard.db import connect
-
-        con = connect(engine)
-        try:
-            as_of = data_range(con, tx)[1]
-        finally:
-            con.close()
+        as_of = get_engine(engine).data_range(tx)[1]
     out_dir = Path(output_dir) if output_dir else Path(sp.output_root) / as_of.isoformat()
     flag = "--output-dir" if output_dir else "score.output_root"
     if out_dir.parent.exists() and not out_dir.parent.is_dir():
@@ -420,12 +413,8 @@ def _score_locked(
             log.info("%s is up to date (same inputs, model and params); --force rewrites it", out_dir)
             return {**summary, "status": "up-to-date", "output_dir": str(out_dir)}
 
-        if engine.name == "spark":  # engine switch: snapshot + P(churn) on Spark (spark_engine.py)
-            from churnguard import spark_engine
-
-            snap, scoring_model = spark_engine.score_snapshot(tx, as_of, fp.lost_after_days, loaded, engine)
-        else:
-            snap, scoring_model = snapshot_frame(tx, as_of, fp.lost_after_days, engine), loaded.model
+        runner = get_engine(engine)
+        snap, scoring_model = runner.score_snapshot(tx, as_of, fp.lost_after_days, loaded)
         scored = score_frame(snap, scoring_model, sp)
         prev_as_of, prev, prev_error = _previous_list(out_dir.parent, as_of) if compare else (None, None, None)
         change, gone, movers = compare_with_previous(scored, prev)
@@ -450,8 +439,7 @@ def _score_locked(
             files = _write_outputs(
                 staging, present, lists, summary, scored, movers, gone, crr, fp, sp, rp, loaded
             )
-            if engine.name == "spark":  # engine switch: partitioned Parquet of every score
-                files += spark_engine.write_scores_parquet(staging, present)
+            files += runner.extra_score_files(staging, present)
             manifest = {
                 "written_by": "churnguard",
                 "key": key,

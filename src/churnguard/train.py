@@ -24,7 +24,7 @@ import pandas as pd
 from churnguard import baselines
 from churnguard.config import TrainParams
 from churnguard.errors import DataError
-from churnguard.features import CUTOFFS_FILE, MODEL_FEATURES, SNAPSHOTS_FILE
+from churnguard.feature_defs import CUTOFFS_FILE, MODEL_FEATURES, SNAPSHOTS_FILE
 from churnguard.io import atomic_path
 from churnguard.modeling import ChurnModel, fit_calibrator
 

@@ -1,6 +1,7 @@
 """Apache Spark engine: the same feature SQL and the same scoring, on a cluster.
 
-Selected with ``engine.name: spark`` in params.yaml or ``--engine spark`` on the CLI.
+Selected with ``engine.name: spark`` in params.yaml or ``--engine spark`` on the CLI
+(:class:`SparkEngine`, registered in :mod:`churnguard.engines`).
 
 Features
     The single feature definition (``sql/features.sql``, DuckDB dialect) is transpiled
@@ -88,7 +89,7 @@ from sqlglot import exp
 
 from churnguard.config import EngineParams, FeaturesParams
 from churnguard.errors import ConfigError, DataError, ModelError
-from churnguard.features import (
+from churnguard.feature_defs import (
     COLUMN_NAMES,
     CURRENT_FILE,
     CUTOFFS_FILE,
@@ -103,8 +104,7 @@ from churnguard.io import atomic_path, write_json_atomic
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
 
-    from churnguard.modeling import ChurnModel
-    from churnguard.score import LoadedModel
+    from churnguard.modeling import ChurnModel, LoadedModel
 
 log = logging.getLogger(__name__)
 
@@ -661,3 +661,48 @@ def write_scores_parquet(folder: Path, present: pd.DataFrame) -> list[str]:
             pq.write_table(table, tmp, compression="zstd")
         files.append(rel)
     return sorted(files)
+
+
+# --------------------------------------------------------------------------- the engine
+
+
+class SparkEngine:
+    """Apache Spark behind the :class:`churnguard.engines.Engine` interface.
+
+    Features and the scoring snapshot with P(churn) run on Spark. Other SQL programs
+    (``run_program``: the CRR report) are not transpiled yet: they run on embedded DuckDB
+    over the same canonical Parquet, which must then be a local path (a URI is refused
+    with a clear error).
+    """
+
+    name = "spark"
+
+    def __init__(self, params: EngineParams) -> None:
+        self.params = params
+
+    def data_range(self, transactions: str | Path) -> tuple[dt.date, dt.date, int]:
+        with session(self.params) as s, cached_transactions(s, transactions) as tx:
+            return data_range(tx)
+
+    def run_program(
+        self, sql: str, transactions: str | Path | pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
+        from churnguard.engines.duckdb import DuckDBEngine
+
+        if not isinstance(transactions, pd.DataFrame) and _is_uri(transactions):
+            raise ConfigError(
+                f"{transactions}: this report runs on embedded DuckDB and needs a local "
+                "Parquet path (the Spark engine transpiles only the feature SQL so far)"
+            )
+        return DuckDBEngine(self.params).run_program(sql, transactions, params)
+
+    def build_features(self, params: FeaturesParams) -> dict[str, Any]:
+        return run_features(params, self.params)
+
+    def score_snapshot(
+        self, transactions: str | Path, as_of: dt.date, lost_after_days: int, loaded: LoadedModel
+    ) -> tuple[pd.DataFrame, SparkPredictions]:
+        return score_snapshot(transactions, as_of, lost_after_days, loaded, self.params)
+
+    def extra_score_files(self, folder: Path, present: pd.DataFrame) -> list[str]:
+        return write_scores_parquet(folder, present)

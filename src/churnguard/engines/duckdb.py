@@ -1,0 +1,271 @@
+"""The DuckDB engine (embedded, out of core; the default): runs the project's SQL programs
+on canonical Parquet with ``engine.memory_limit`` / ``threads`` / ``temp_directory``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import pandas as pd
+
+from churnguard.config import EngineParams, FeaturesParams
+from churnguard.db import connect, sql_string
+from churnguard.errors import DataError
+from churnguard.feature_defs import (
+    CURRENT_FILE,
+    CUTOFFS_FILE,
+    SNAPSHOTS_FILE,
+    cutoff_table,
+    feature_sql,
+    plan_cutoffs,
+    run_summary,
+)
+from churnguard.io import atomic_path, write_json_atomic
+
+if TYPE_CHECKING:  # pragma: no cover
+    from churnguard.modeling import ChurnModel, LoadedModel
+
+log = logging.getLogger(__name__)
+
+
+def _register_inputs(
+    con: duckdb.DuckDBPyConnection, transactions: str | Path, cutoffs: pd.DataFrame
+) -> None:
+    con.execute(
+        f"create or replace temp view transactions as select * from read_parquet({sql_string(str(transactions))})"
+    )
+    con.register("cutoffs_df", cutoffs)
+    con.execute(
+        "create or replace temp table cutoffs as select cutoff_date::date as cutoff_date, "
+        "horizon_end::date as horizon_end, d30::date as d30, d90::date as d90, "
+        "d180::date as d180, d365::date as d365, lost_after_days::integer as lost_after_days "
+        "from cutoffs_df"
+    )
+    con.unregister("cutoffs_df")
+
+
+def _copy_atomic(con: duckdb.DuckDBPyConnection, target: Path) -> int:
+    """Run the feature SQL and write it to ``target`` atomically; return the row count."""
+    with atomic_path(target) as tmp:
+        con.execute(
+            f"copy ({feature_sql()}) to {sql_string(str(tmp))} "
+            "(format parquet, compression zstd, row_group_size 122880)"
+        )
+        n = con.execute(f"select count(*) from read_parquet({sql_string(str(tmp))})").fetchone()
+    return int(n[0]) if n else 0
+
+
+def data_range(con: duckdb.DuckDBPyConnection, transactions: str | Path) -> tuple[dt.date, dt.date, int]:
+    row = con.execute(
+        f"select min(cast(ts as date)), max(cast(ts as date)), count(*) "
+        f"from read_parquet({sql_string(str(transactions))})"
+    ).fetchone()
+    if row is None or row[2] == 0 or row[0] is None:
+        raise DataError(f"{transactions}: no transactions (run `churnguard ingest` first)")
+    return row[0], row[1], int(row[2])
+
+
+# "auto" batches cutoffs so one query sees at most this many (transaction line × cutoff)
+# pairs per GB of engine.memory_limit. Measured at memory_limit 3GB (docs/benchmarks.md):
+# 10M lines × 6 cutoffs in one query ran in 3.1 GB RSS (4 GB spilled); 50M × 6 spilled
+# 37 GiB and failed; 50M one cutoff at a time stayed at 3.3 GB RSS.
+AUTO_LINE_CUTOFFS_PER_GB = 25_000_000
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT])i?B\s*", flags=re.IGNORECASE)
+
+
+def memory_gb(limit: str) -> float:
+    """'2GB' / '1.5GiB' / '512MB' → GB; anything else (e.g. '80%') counts as 2 GB."""
+    m = _SIZE.fullmatch(limit)
+    if not m:
+        return 2.0
+    return float(m.group(1)) * 1024.0 ** ("KMGT".index(m.group(2).upper()) - 2)
+
+
+def cutoffs_per_query(setting: int | str, n_transactions: int, memory_limit: str = "2GB") -> int:
+    """Resolve ``features.cutoffs_per_query``: a number, or "auto" =
+    max(1, 25M × memory_limit in GB // transaction lines)."""
+    if setting == "auto":
+        budget = int(AUTO_LINE_CUTOFFS_PER_GB * memory_gb(memory_limit))
+        return max(1, budget // max(1, n_transactions))
+    return int(setting)
+
+
+def build_snapshot(
+    con: duckdb.DuckDBPyConnection,
+    transactions: str | Path,
+    cutoffs: list[dt.date],
+    horizon_days: int | None,
+    lost_after_days: int,
+    target: Path,
+    per_query: int | None = None,
+) -> int:
+    """Write the feature snapshot(s) for ``cutoffs`` to ``target``; labelled when horizon_days.
+
+    ``per_query`` cutoffs at a time (None: all in one query). Batches are written as part
+    files and concatenated in cutoff order: the same rows in the same order, with the same
+    schema, as one query, since every feature is computed within its cutoff.
+    """
+    if per_query is None or len(cutoffs) <= per_query:
+        _register_inputs(con, transactions, cutoff_table(cutoffs, horizon_days, lost_after_days))
+        return _copy_atomic(con, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{target.name}.parts-", dir=target.parent) as tmp:
+        parts = []
+        for i in range(0, len(cutoffs), per_query):
+            part = Path(tmp) / f"part-{i:05d}.parquet"
+            batch = cutoffs[i : i + per_query]
+            _register_inputs(con, transactions, cutoff_table(batch, horizon_days, lost_after_days))
+            _copy_atomic(con, part)
+            log.info("cutoffs %s..%s written", batch[0], batch[-1])
+            parts.append(part)
+        return concat_parts(parts, target)
+
+
+ROW_GROUP_ROWS = 122_880
+
+
+def concat_parts(parts: list[Path], target: Path) -> int:
+    """Stream ``parts`` (same columns, in order) into ``target`` in row groups of
+    ``ROW_GROUP_ROWS``, keeping the first part's schema: DuckDB would drop the NOT NULL
+    flags when reading several files, so the schema would depend on the batch size. The
+    writer differs from DuckDB's, so the bytes are deterministic for a given batch size
+    but not equal to one query's file (the rows and schema are)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(parts[0]).remove_metadata()
+    rows = 0
+    with atomic_path(target) as out, pq.ParquetWriter(out, schema, compression="zstd") as writer:
+        pending: list[pa.RecordBatch] = []
+        n_pending = 0
+        for part in parts:
+            for batch in pq.ParquetFile(part).iter_batches(batch_size=ROW_GROUP_ROWS):
+                pending.append(batch.cast(schema))
+                n_pending += batch.num_rows
+                while n_pending >= ROW_GROUP_ROWS:
+                    table = pa.Table.from_batches(pending, schema)
+                    writer.write_table(table.slice(0, ROW_GROUP_ROWS), row_group_size=ROW_GROUP_ROWS)
+                    rest = table.slice(ROW_GROUP_ROWS)
+                    pending, n_pending = rest.to_batches(), rest.num_rows
+                    rows += ROW_GROUP_ROWS
+        if n_pending or rows == 0:
+            writer.write_table(pa.Table.from_batches(pending, schema), row_group_size=ROW_GROUP_ROWS)
+            rows += n_pending
+    return rows
+
+
+def remove_stale_parts(folder: Path) -> None:
+    """Part folders a killed run left behind (``build_snapshot`` removes its own)."""
+    for stale in folder.glob(".*.parts-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def snapshot_frame(
+    transactions: str | Path,
+    as_of: dt.date,
+    lost_after_days: int,
+    engine: EngineParams,
+    horizon_days: int | None = None,
+) -> pd.DataFrame:
+    """The snapshot at ``as_of`` as a DataFrame (used by scoring; same SQL as training)."""
+    con = connect(engine)
+    try:
+        _register_inputs(con, transactions, cutoff_table([as_of], horizon_days, lost_after_days))
+        return con.execute(feature_sql()).df()
+    finally:
+        con.close()
+
+
+def _register_source(con: duckdb.DuckDBPyConnection, transactions: str | Path | pd.DataFrame) -> None:
+    """The ``transactions`` view a program reads: a Parquet file or an in-memory frame."""
+    if isinstance(transactions, pd.DataFrame):
+        con.register("transactions", transactions)
+    else:
+        con.execute(
+            f"create or replace temp view transactions as select * from read_parquet({sql_string(str(transactions))})"
+        )
+
+
+class DuckDBEngine:
+    """Embedded DuckDB: the default engine (see the module docstring)."""
+
+    name = "duckdb"
+
+    def __init__(self, params: EngineParams) -> None:
+        self.params = params
+
+    def data_range(self, transactions: str | Path) -> tuple[dt.date, dt.date, int]:
+        con = connect(self.params)
+        try:
+            return data_range(con, transactions)
+        finally:
+            con.close()
+
+    def run_program(
+        self, sql: str, transactions: str | Path | pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
+        con = connect(self.params)
+        try:
+            _register_source(con, transactions)
+            return con.execute(sql, dict(params or {})).df()
+        finally:
+            con.close()
+
+    def build_features(self, params: FeaturesParams) -> dict[str, Any]:
+        src = Path(params.input)
+        if not src.exists():
+            raise DataError(f"{src}: transactions not found (features.input; run `churnguard ingest`)")
+        out_dir = Path(params.output_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_parts(out_dir)
+        con = connect(self.params)
+        try:
+            data_min, data_max, n_tx = data_range(con, src)
+            as_of, cutoffs = plan_cutoffs(data_min, data_max, params)
+            log.info(
+                "cutoffs %s (every %d days, horizon %d days, as-of %s)",
+                ", ".join(str(c) for c in cutoffs),
+                params.cutoff_step_days,
+                params.horizon_days,
+                as_of,
+            )
+            per_query = cutoffs_per_query(params.cutoffs_per_query, n_tx, self.params.memory_limit)
+            n_snap = build_snapshot(
+                con,
+                src,
+                cutoffs,
+                params.horizon_days,
+                params.lost_after_days,
+                out_dir / SNAPSHOTS_FILE,
+                per_query,
+            )
+            n_cur = build_snapshot(
+                con, src, [as_of], None, params.lost_after_days, out_dir / CURRENT_FILE
+            )
+            per_cutoff = con.execute(
+                "select cutoff_date, count(*), sum(churned), sum(lapsed), "
+                "avg(churned) filter (where lapsed = 0) from read_parquet(?) "
+                "group by cutoff_date order by cutoff_date",
+                [str(out_dir / SNAPSHOTS_FILE)],
+            ).fetchall()
+        finally:
+            con.close()
+        summary = run_summary(
+            per_cutoff, len(cutoffs), n_tx, (data_min, data_max), as_of, params.horizon_days, n_snap, n_cur
+        )
+        write_json_atomic(out_dir / CUTOFFS_FILE, summary)
+        return summary
+
+    def score_snapshot(
+        self, transactions: str | Path, as_of: dt.date, lost_after_days: int, loaded: LoadedModel
+    ) -> tuple[pd.DataFrame, ChurnModel]:
+        return snapshot_frame(transactions, as_of, lost_after_days, self.params), loaded.model
+
+    def extra_score_files(self, folder: Path, present: pd.DataFrame) -> list[str]:
+        return []

@@ -1,0 +1,226 @@
+"""What a snapshot is: the feature dictionary, the SQL that computes it, the cutoff grid,
+labels and the population checks. Pure definitions shared by every engine.
+
+One SQL definition (``sql/features.sql``) builds every snapshot: the rolling training
+snapshots (one per cutoff on a grid, labelled) and the scoring snapshot at the as-of
+date (unlabelled). A snapshot at cutoff ``c`` sees only transactions dated on or before
+``c``; its label ``churned`` is 1 when the customer has no purchase day in
+``(c, c + horizon_days]``. Customers silent for more than ``lost_after_days`` at ``c``
+are flagged ``lapsed``: they belong to win-back, not to the churn model's training rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import pandas as pd
+
+from churnguard.config import FeaturesParams
+from churnguard.errors import DataError
+
+log = logging.getLogger(__name__)
+
+FEATURES_SQL = "sql/features.sql"
+SNAPSHOTS_FILE = "snapshots.parquet"
+CURRENT_FILE = "current.parquet"
+CUTOFFS_FILE = "cutoffs.json"
+WINDOWS_DAYS = (30, 90, 180, 365)
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    role: str  # key | attribute | feature | label | info
+    description: str
+
+
+# The feature dictionary. Order and names must match sql/features.sql (a test checks it);
+# docs/features.md is generated from this list by `churnguard features --describe`.
+COLUMNS: tuple[Column, ...] = (
+    Column("cutoff_date", "key", "Snapshot date; only transactions dated on or before it are seen."),
+    Column("customer_id", "key", "Customer identifier, as in the source (string)."),
+    Column("account_manager", "attribute", "Account manager on the customer's latest line up to the cutoff."),
+    Column("customer_name", "attribute", "Customer name on the latest line up to the cutoff."),
+    Column("region", "attribute", "Region on the latest line up to the cutoff."),
+    Column("first_purchase_date", "info", "Date of the first purchase."),
+    Column("last_purchase_date", "info", "Date of the latest purchase up to the cutoff."),
+    Column("recency_days", "feature", "Days from the last purchase to the cutoff."),
+    Column("tenure_days", "feature", "Days from the first purchase to the cutoff."),
+    Column("purchase_days", "feature", "Distinct days with a purchase (frequency)."),
+    Column("orders", "feature", "Orders (distinct order ids per day) with a purchase line."),
+    Column("monetary_total", "feature", "Net spend: sum of all line amounts, returns included."),
+    Column("avg_order_value", "feature", "Gross purchase value divided by orders."),
+    Column("max_order_value", "feature", "Largest single order value."),
+    Column("last_day_spend", "feature", "Gross purchase value on the last purchase day."),
+    Column("gap_mean_days", "feature", "Mean days between consecutive purchase days (empty for one-time buyers)."),
+    Column("gap_std_days", "feature", "Standard deviation of those gaps (needs three purchase days)."),
+    Column("gap_last_days", "feature", "Gap between the last two purchase days."),
+    Column("recency_to_gap", "feature", "recency_days / gap_mean_days: how overdue the customer is against their own rhythm."),
+    *(Column(f"orders_{w}d", "feature", f"Orders in the {w} days up to the cutoff.") for w in WINDOWS_DAYS),
+    Column("orders_prev_90d", "feature", "Orders in the 90 days before the last 90."),
+    *(Column(f"spend_{w}d", "feature", f"Net spend in the {w} days up to the cutoff.") for w in WINDOWS_DAYS),
+    Column("spend_prev_90d", "feature", "Net spend in the 90 days before the last 90."),
+    Column("orders_trend_90d", "feature", "(orders_90d − orders_prev_90d) / (orders_90d + orders_prev_90d), in [−1, 1]."),
+    Column("spend_trend_90d", "feature", "(spend_90d − spend_prev_90d) / (|spend_90d| + |spend_prev_90d|), in [−1, 1]."),
+    Column("returned_share", "feature", "Returned value / gross purchase value."),
+    Column("distinct_products", "feature", "Distinct product ids bought (0 when the data has no product column)."),
+    Column("one_time_buyer", "feature", "1 when the customer has exactly one purchase day."),
+    Column("r_score", "feature", "Recency quintile within the cutoff, 5 = most recent (ties share a score)."),
+    Column("f_score", "feature", "Frequency (purchase days) quintile within the cutoff, 5 = most frequent."),
+    Column("m_score", "feature", "Monetary (net spend) quintile within the cutoff, 5 = highest."),
+    Column("rfm_score", "feature", "r_score + f_score + m_score (3–15)."),
+    Column("rfm_segment", "attribute", "Named RFM segment from r_score and FM = round((f+m)/2); see the map below."),
+    Column("lapsed", "info", "1 when recency_days > features.lost_after_days: win-back, excluded from training rows."),
+    Column("churned", "label", "1 when no purchase day falls in (cutoff, cutoff + horizon_days]; empty in the scoring snapshot."),
+)
+COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
+MODEL_FEATURES: tuple[str, ...] = tuple(c.name for c in COLUMNS if c.role == "feature")
+
+RFM_SEGMENTS: tuple[tuple[str, str], ...] = (
+    ("Champions", "R ≥ 4 and FM ≥ 4"),
+    ("Loyal", "R = 3 and FM ≥ 4"),
+    ("Potential loyalist", "R ≥ 4 and FM 2–3"),
+    ("New", "R = 5 and FM = 1"),
+    ("Promising", "R = 4 and FM = 1"),
+    ("Needs attention", "R = 3 and FM ≤ 3"),
+    ("Can't lose them", "R ≤ 2 and FM = 5"),
+    ("At risk", "R ≤ 2 and FM 3–4"),
+    ("Hibernating", "R = 2 and FM ≤ 2"),
+    ("Lost", "R = 1 and FM ≤ 2"),
+)
+
+
+def feature_sql() -> str:
+    """The single feature definition (DuckDB dialect; sqlglot transpiles it to Spark SQL)."""
+    return resources.files("churnguard").joinpath(FEATURES_SQL).read_text(encoding="utf-8")
+
+
+def describe_markdown(params: FeaturesParams | None = None) -> str:
+    """The feature dictionary as Markdown, generated from :data:`COLUMNS`."""
+    p = params or FeaturesParams()
+    out = [
+        "# Feature dictionary",
+        "",
+        "Generated by `churnguard features --describe` from `src/churnguard/feature_defs.py`;",
+        "do not edit by hand. Every value at a cutoff is computed only from transactions",
+        "dated on or before the cutoff (`src/churnguard/sql/features.sql`).",
+        "",
+        f"Label: `churned` = no purchase in (cutoff, cutoff + `features.horizon_days`] "
+        f"(default {p.horizon_days} days). A purchase line has amount ≥ 0; negative lines "
+        "are returns. Population at a cutoff: customers with at least one purchase on or "
+        f"before it. `lapsed` customers (silent more than `features.lost_after_days`, "
+        f"default {p.lost_after_days} days) stay in the snapshots but are left out of "
+        "training rows: they need win-back, not churn prevention.",
+        "",
+        "| column | role | description |",
+        "|---|---|---|",
+    ]
+    out += [f"| `{c.name}` | {c.role} | {c.description} |" for c in COLUMNS]
+    out += ["", "## RFM segments", "", "| segment | rule (first match wins) |", "|---|---|"]
+    out += [f"| {name} | {rule} |" for name, rule in RFM_SEGMENTS]
+    return "\n".join(out) + "\n"
+
+
+def plan_cutoffs(
+    data_min: dt.date, data_max: dt.date, params: FeaturesParams
+) -> tuple[dt.date, list[dt.date]]:
+    """Return (as_of, labelled cutoffs oldest first) or raise :class:`DataError` saying what fits.
+
+    The latest labelled cutoff is ``as_of − horizon_days`` so its whole label window lies
+    inside the data; earlier ones step back by ``cutoff_step_days``. Each cutoff must have
+    at least one day of history before it.
+    """
+    as_of = params.as_of or data_max
+    if as_of < data_min:
+        raise DataError(
+            f"features.as_of {as_of} is before the first transaction ({data_min}); "
+            f"set features.as_of between {data_min} and {data_max}"
+        )
+    if as_of > data_max:
+        log.warning("features.as_of %s is after the last transaction (%s)", as_of, data_max)
+    last = as_of - dt.timedelta(days=params.horizon_days)
+    step = dt.timedelta(days=params.cutoff_step_days)
+    cutoffs = [last - i * step for i in range(params.n_cutoffs)][::-1]
+    if cutoffs[0] <= data_min:
+        span = (as_of - data_min).days
+        fit = max(0, (last - data_min).days - 1) // params.cutoff_step_days + 1 if last > data_min else 0
+        hint = (
+            f"with horizon_days={params.horizon_days} and cutoff_step_days={params.cutoff_step_days} "
+            f"at most {fit} cutoff(s) fit (set features.n_cutoffs ≤ {fit})"
+            if fit > 0
+            else f"features.horizon_days must be below {span} days"
+        )
+        raise DataError(
+            f"the cutoff grid starts at {cutoffs[0]}, but transactions start on {data_min}: "
+            f"no history before the first cutoff. The data spans {data_min}..{as_of} "
+            f"({span} days); {hint}."
+        )
+    return as_of, cutoffs
+
+
+def cutoff_table(
+    cutoffs: list[dt.date], horizon_days: int | None, lost_after_days: int
+) -> pd.DataFrame:
+    """The ``cutoffs`` input of the SQL: dates and window bounds, no parameters in SQL."""
+    days = dt.timedelta
+    return pd.DataFrame(
+        {
+            "cutoff_date": pd.to_datetime(cutoffs).date,
+            "horizon_end": [c + days(horizon_days) if horizon_days else None for c in cutoffs],
+            **{f"d{w}": [c - days(w) for c in cutoffs] for w in WINDOWS_DAYS},
+            "lost_after_days": [lost_after_days] * len(cutoffs),
+        }
+    ).astype({"horizon_end": "object"})
+
+
+def run_summary(
+    per_cutoff: list[tuple[Any, ...]],
+    n_cutoffs: int,
+    n_tx: int,
+    data_range_: tuple[dt.date, dt.date],
+    as_of: dt.date,
+    horizon_days: int,
+    n_snap: int,
+    n_cur: int,
+) -> dict[str, Any]:
+    """Check the populations and build ``cutoffs.json`` from per-cutoff counts (any engine).
+
+    ``per_cutoff`` rows: (cutoff_date, customers, churned, lapsed, churn rate among active).
+    """
+    if n_cur == 0:
+        raise DataError(f"empty population at as-of {as_of}: no customer has a purchase on or before it")
+    empty = [str(row[0]) for row in per_cutoff if row[1] == 0]
+    if len(per_cutoff) < n_cutoffs or empty:
+        raise DataError(f"empty population at cutoff(s) {empty or 'some'}; move features.n_cutoffs")
+    summary = {
+        "transactions": n_tx,
+        "data_min": str(data_range_[0]),
+        "data_max": str(data_range_[1]),
+        "as_of": str(as_of),
+        "horizon_days": horizon_days,
+        "snapshot_rows": n_snap,
+        "current_rows": n_cur,
+        "cutoffs": [
+            {
+                "cutoff_date": str(c),
+                "customers": int(n),
+                "churned": int(ch or 0),
+                "lapsed": int(la or 0),
+                "churn_rate_active": round(float(rate), 6) if rate is not None else None,
+            }
+            for c, n, ch, la, rate in per_cutoff
+        ],
+    }
+    for row in summary["cutoffs"]:
+        log.info(
+            "cutoff %s: %s customers, %s lapsed, churn rate among active %s",
+            row["cutoff_date"],
+            f"{row['customers']:,}",
+            f"{row['lapsed']:,}",
+            "n/a" if row["churn_rate_active"] is None else f"{100 * row['churn_rate_active']:.1f}%",
+        )
+    return summary

@@ -1,0 +1,251 @@
+"""dvc.yaml cannot go stale: every stage depends on all the code and SQL it runs, and the
+plot definitions are the ones the evaluate stage writes its tables for.
+
+A stage's code is the import closure of the modules its CLI command imports (imports
+inside functions included: a lazy import is still code the stage may run), plus the SQL
+files those modules read. ``cli.py`` itself only wires and is left out.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+PKG = REPO / "src" / "churnguard"
+
+
+def _module_file(name: str) -> Path | None:
+    """``churnguard.x.y`` → its source file (module or package ``__init__``)."""
+    parts = name.split(".")
+    if parts[0] != "churnguard":
+        return None
+    base = PKG.joinpath(*parts[1:])
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node except those under ``if TYPE_CHECKING:`` (annotations only, never run)."""
+    out: list[ast.AST] = []
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        out.append(node)
+        for child in ast.iter_child_nodes(node):
+            test = child.test if isinstance(child, ast.If) else None
+            if isinstance(test, ast.Name) and test.id == "TYPE_CHECKING":
+                todo.extend(child.orelse)
+                continue
+            todo.append(child)
+    return out
+
+
+def _imports(path: Path) -> set[str]:
+    """Every churnguard module ``path`` imports, anywhere in the file (lazy imports too)."""
+    found: set[str] = set()
+    for node in _runtime_nodes(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("churnguard")}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("churnguard"):
+            found.add(node.module)
+            found |= {f"{node.module}.{a.name}" for a in node.names}  # `from churnguard import x`
+    return {m for m in found if _module_file(m) is not None}
+
+
+def _calls(path: Path, func: str) -> bool:
+    """Whether ``path`` calls ``func`` (by bare or attribute name) anywhere."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call):
+            f = node.func
+            if (isinstance(f, ast.Name) and f.id == func) or (isinstance(f, ast.Attribute) and f.attr == func):
+                return True
+    return False
+
+
+def _sql_files(path: Path) -> set[Path]:
+    """SQL files a module names in a string constant (``"sql/features.sql"``)."""
+    out: set[Path] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.endswith(".sql"):
+            candidate = PKG / node.value
+            if candidate.is_file():
+                out.add(candidate)
+    return out
+
+
+def closure(modules: set[str]) -> set[Path]:
+    """Source and SQL files reachable from ``modules`` (``cli`` excluded)."""
+    seen: set[str] = set()
+    todo = sorted(modules)
+    files: set[Path] = set()
+    while todo:
+        name = todo.pop()
+        if name in seen or name == "churnguard.cli":
+            continue
+        seen.add(name)
+        path = _module_file(name)
+        assert path is not None, name
+        files.add(path)
+        files |= _sql_files(path)
+        todo.extend(sorted(_imports(path) - seen))
+        if _calls(path, "get_engine"):  # may run any registered engine
+            from churnguard.engines import ENGINES
+
+            todo.extend(spec.split(":")[0] for spec in ENGINES.values())
+    init = PKG / "__init__.py"
+    files.discard(init)  # the version string only
+    return files
+
+
+def command_modules(command: str) -> set[str]:
+    """The churnguard modules the CLI command function imports."""
+    tree = ast.parse((PKG / "cli.py").read_text(encoding="utf-8"))
+    func = next(
+        n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == command.replace("-", "_")
+    )
+    found: set[str] = set()
+    for node in ast.walk(func):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("churnguard"):
+            found |= {f"{node.module}.{a.name}" if node.module == "churnguard" else node.module for a in node.names}
+    return found
+
+
+def _params() -> dict:
+    return yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+
+
+def _resolve(text: str, params: dict) -> str:
+    """``${a.b}`` interpolation as DVC does it, from params.yaml."""
+    import re
+
+    def value(match: re.Match[str]) -> str:
+        node: object = params
+        for key in match.group(1).split("."):
+            assert isinstance(node, dict)
+            node = node[key]
+        return str(node)
+
+    return re.sub(r"\$\{([^}]+)\}", value, text)
+
+
+def _stages() -> dict[str, dict]:
+    return yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+
+
+def missing_deps(stage: dict, params: dict) -> list[str]:
+    """Code files the stage runs that none of its deps (files or folders) covers."""
+    command = stage["cmd"].split()[1]
+    deps = [(REPO / _resolve(d, params)).resolve() for d in stage.get("deps", [])]
+    needed = closure(command_modules(command))
+    return sorted(
+        str(f.relative_to(REPO))
+        for f in needed
+        if not any(f == d or d in f.parents for d in deps)
+    )
+
+
+def test_every_stage_depends_on_all_the_code_it_runs() -> None:
+    params = _params()
+    problems = {name: missing_deps(stage, params) for name, stage in _stages().items()}
+    problems = {k: v for k, v in problems.items() if v}
+    assert not problems, f"dvc.yaml deps miss code the stage runs (add them): {problems}"
+
+
+def test_the_check_fails_when_a_dependency_is_dropped() -> None:
+    params = _params()
+    stage = copy.deepcopy(_stages()["score"])
+    stage["deps"] = [d for d in stage["deps"] if not d.endswith("sql/features.sql")]
+    assert missing_deps(stage, params) == ["src/churnguard/sql/features.sql"]
+    stage = copy.deepcopy(_stages()["train"])
+    stage["deps"] = [d for d in stage["deps"] if not d.endswith("feature_defs.py")]
+    assert missing_deps(stage, params) == ["src/churnguard/feature_defs.py"]
+    stage["deps"] = [d for d in stage["deps"] if d != "src/churnguard/engines/__init__.py"]
+    assert "src/churnguard/engines/__init__.py" in missing_deps(stage, params)
+
+
+def test_score_stage_reads_the_feature_code_it_runs() -> None:
+    """The regression behind this check: score builds its snapshot with the feature SQL,
+    on whichever engine is configured, and draws the CRR chart."""
+    files = {str(f.relative_to(REPO)) for f in closure(command_modules("score"))}
+    assert {
+        "src/churnguard/feature_defs.py", "src/churnguard/sql/features.sql", "src/churnguard/crr.py",
+        "src/churnguard/sql/crr.sql", "src/churnguard/engines/duckdb.py", "src/churnguard/engines/spark.py",
+    } <= files
+
+
+def _module_graph() -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {}
+    for path in PKG.rglob("*.py"):
+        name = ".".join(path.relative_to(PKG.parent).with_suffix("").parts).removesuffix(".__init__")
+        graph[name] = set()
+    for name in graph:
+        path = _module_file(name)
+        assert path is not None
+        graph[name] = {m for m in _imports(path) if m in graph and m != name}
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every module that can reach itself through imports (lazy ones included), as a path."""
+    cycles = []
+    for start in sorted(graph):
+        todo, seen = [(start, [start])], set()
+        while todo:
+            node, path = todo.pop()
+            for nxt in sorted(graph[node]):
+                if nxt == start:
+                    cycles.append([*path, start])
+                elif nxt not in seen:
+                    seen.add(nxt)
+                    todo.append((nxt, [*path, nxt]))
+    return cycles
+
+
+def test_no_import_circle() -> None:
+    cycles = import_cycles(_module_graph())
+    assert not cycles, f"import circles: {[' -> '.join(c) for c in cycles[:5]]}"
+
+
+def test_the_circle_check_finds_a_circle() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert ["a", "b", "c", "a"] in import_cycles(graph)
+    assert not import_cycles({"a": {"b"}, "b": set()})
+
+
+def test_no_stage_branches_on_the_engine_name() -> None:
+    """Only the engines package knows which engine runs; stages ask it."""
+    offenders = [
+        str(p.relative_to(REPO))
+        for p in PKG.rglob("*.py")
+        if "engines" not in p.relative_to(PKG).parts and "engine.name ==" in p.read_text(encoding="utf-8")
+    ]
+    assert not offenders
+
+
+def test_every_engine_in_the_registry_implements_the_interface() -> None:
+    import importlib
+
+    from churnguard.config import EngineParams
+    from churnguard.engines import ENGINES, Engine
+
+    for name, spec in ENGINES.items():
+        module, cls = spec.split(":")
+        engine = getattr(importlib.import_module(module), cls)(EngineParams())
+        assert isinstance(engine, Engine) and engine.name == name
+
+
+def test_dvc_plots_are_the_evaluate_stage_plot_specs() -> None:
+    """The plots: block is generated from evaluate.plot_specs, which also writes the CSVs
+    (test_evaluate checks every column a spec names exists in the written tables)."""
+    from churnguard import evaluate as E
+
+    folder = _resolve("${evaluate.model_dir}/eval/plots", _params())
+    expected = E.dvc_plots(E.plot_specs(), folder=folder)
+    declared = yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))["plots"]
+    assert declared == expected, "regenerate: churnguard evaluate --dvc-plots, then paste the block into dvc.yaml"
