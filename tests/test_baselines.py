@@ -39,12 +39,12 @@ def test_raising_recency_never_lowers_recency_scores() -> None:
         assert (score(after) >= score(before)).all(), score.__name__
 
 
-def test_rule_baselines_are_named_like_the_report_metadata() -> None:
+def test_rule_baselines_are_named_like_the_report_metadata_and_rank_the_silent_higher() -> None:
     frame = pd.DataFrame({"recency_days": [10, 300], "rfm_score": [12, 4]})
     scores = B.rule_baseline_scores(frame)
-    assert set(scores) <= set(B.BASELINES)
-    assert "logreg" in B.BASELINES
-    assert all(isinstance(text, str) and text for text in B.BASELINES.values())
+    assert set(scores) | {"logreg"} == set(B.BASELINES)  # every rule baseline, and only those
+    for name, score in scores.items():
+        assert len(score) == 2 and score[1] > score[0], name  # 300 silent days, low RFM: riskier
 
 
 def test_missing_column_is_named() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -238,10 +239,11 @@ def test_missing_input_names_the_params_key(tmp_path, engine):
         F.run_features(FeaturesParams(input=str(tmp_path / "nope.parquet")), engine)
 
 
-def test_feature_sql_transpiles_to_spark():
-    spark_sql = sqlglot.transpile(F.feature_sql(), read="duckdb", write="spark")[0]
-    assert "MAX_BY" in spark_sql.upper() or "ARG_MAX" not in spark_sql.upper()
-    assert "DATEDIFF" in spark_sql.upper()
+def test_feature_sql_selects_the_dictionary_columns_in_order():
+    """The SQL's final columns are the feature dictionary (docs and engines rely on it)."""
+    tree = sqlglot.parse_one(F.feature_sql(), read="duckdb")
+    final = next(c for c in tree.find_all(sqlglot.exp.CTE) if c.alias == "final")
+    assert final.this.named_selects == list(F.COLUMN_NAMES)
 
 
 def test_feature_docs_are_generated_from_code():
@@ -313,10 +315,15 @@ def test_auto_cutoffs_per_query_bounds_lines_times_cutoffs_by_memory():
     assert F.cutoffs_per_query("auto", 10_000_000, "1GB") == 2
     assert F.cutoffs_per_query("auto", 50_000_000, "3GB") == 1
     assert F.cutoffs_per_query("auto", 50_000_000, "512MB") == 1
-    assert F.cutoffs_per_query("auto", 10_000_000, "1536MiB") == 3
+    assert F.cutoffs_per_query("auto", 10_000_000, "1536MiB") == 4  # 1536 MiB = 1.61 GB
     assert F.cutoffs_per_query("auto", 0) == 2 * per_gb
     assert F.cutoffs_per_query(3, 50_000_000) == 3
-    assert F.memory_gb("80%") == 2.0
+    assert F.memory_gb("2GiB") == pytest.approx(2.147483648)
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
+    assert F.memory_gb("80%") == pytest.approx(0.8 * total, rel=1e-6)  # it used to be 2.0
+    for bad in ("lots", "2 parsecs", "0%", "512"):
+        with pytest.raises(Exception, match="engine.memory_limit|memory_limit"):
+            EngineParams(memory_limit=bad)
     with pytest.raises(Exception, match="cutoffs_per_query"):
         FeaturesParams(cutoffs_per_query=0)
     with pytest.raises(Exception, match="cutoffs_per_query"):

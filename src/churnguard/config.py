@@ -8,11 +8,22 @@ message naming the key, the file and the allowed keys.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ByteSize,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from churnguard.errors import ConfigError
 
@@ -34,6 +45,28 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+_PERCENT = re.compile(r"\s*(\d+(?:\.\d+)?)\s*%\s*")
+
+
+def memory_bytes(limit: str) -> int:
+    """``engine.memory_limit`` in bytes, as DuckDB reads it: "2GB" = 2·10⁹ (decimal units),
+    "2GiB" = 2·2³⁰, "80%" = 80% of this machine's physical memory. Anything else is a
+    ``ValueError`` (it used to count silently as 2 GB)."""
+    m = _PERCENT.fullmatch(limit)
+    if m:
+        share = float(m.group(1)) / 100
+        if not 0 < share <= 1:
+            raise ValueError(f"a percentage must be in (0, 100], got {limit!r}")
+        return int(share * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    try:
+        size = int(TypeAdapter(ByteSize).validate_python(limit))
+    except ValidationError:
+        raise ValueError(f"{limit!r} is not a size such as 2GB, 1.5GiB, 512MB or 80%") from None
+    if size < 1_000_000:
+        raise ValueError(f"{limit!r} is below 1MB; give a unit, e.g. 2GB")
+    return size
+
+
 class EngineParams(_Section):
     """SQL engine settings shared by every stage that runs SQL."""
 
@@ -41,6 +74,12 @@ class EngineParams(_Section):
     memory_limit: str = "2GB"
     threads: Annotated[int, Field(ge=1)] = 2
     temp_directory: str = ".tmp/duckdb"
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _memory_limit(cls, v: str) -> str:
+        memory_bytes(v)
+        return v
 
     @field_validator("name")
     @classmethod

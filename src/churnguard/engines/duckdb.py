@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pandas as pd
 
-from churnguard.config import EngineParams, FeaturesParams
+from churnguard.config import EngineParams, FeaturesParams, memory_bytes
 from churnguard.db import connect, sql_string
 from churnguard.errors import DataError
 from churnguard.feature_defs import (
@@ -76,15 +75,10 @@ def data_range(con: duckdb.DuckDBPyConnection, transactions: str | Path) -> tupl
 # 10M lines × 6 cutoffs in one query ran in 3.1 GB RSS (4 GB spilled); 50M × 6 spilled
 # 37 GiB and failed; 50M one cutoff at a time stayed at 3.3 GB RSS.
 AUTO_LINE_CUTOFFS_PER_GB = 25_000_000
-_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT])i?B\s*", flags=re.IGNORECASE)
-
-
 def memory_gb(limit: str) -> float:
-    """'2GB' / '1.5GiB' / '512MB' → GB; anything else (e.g. '80%') counts as 2 GB."""
-    m = _SIZE.fullmatch(limit)
-    if not m:
-        return 2.0
-    return float(m.group(1)) * 1024.0 ** ("KMGT".index(m.group(2).upper()) - 2)
+    """``engine.memory_limit`` in GB (10⁹ bytes, DuckDB's unit): "2GB" → 2.0, "80%" → 80%
+    of physical memory (``config.memory_bytes``)."""
+    return memory_bytes(limit) / 1e9
 
 
 def cutoffs_per_query(setting: int | str, n_transactions: int, memory_limit: str = "2GB") -> int:

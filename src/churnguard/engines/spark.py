@@ -71,7 +71,6 @@ import datetime as dt
 import functools
 import logging
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -87,7 +86,7 @@ import pyarrow.parquet as pq
 import sqlglot
 from sqlglot import exp
 
-from churnguard.config import EngineParams, FeaturesParams
+from churnguard.config import EngineParams, FeaturesParams, memory_bytes
 from churnguard.errors import ConfigError, DataError, ModelError
 from churnguard.feature_defs import (
     COLUMN_NAMES,
@@ -243,12 +242,8 @@ def java_available() -> bool:
 
 
 def _jvm_memory(limit: str) -> str:
-    """'2GB' / '1.5GB' / '512MB' → a JVM heap size in megabytes ('2048m')."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT])i?B?\s*", limit, flags=re.IGNORECASE)
-    if not m:
-        return "2g"
-    mb = float(m.group(1)) * 1024 ** ("KMGT".index(m.group(2).upper()) - 1)
-    return f"{max(512, int(mb))}m"
+    """``engine.memory_limit`` ('2GB', '1.5GiB', '80%') → a JVM heap size in megabytes ('1907m')."""
+    return f"{max(512, memory_bytes(limit) // 2**20)}m"
 
 
 def session_conf(engine: EngineParams, master: str) -> dict[str, str]:
