@@ -9,29 +9,37 @@ export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 export MPLBACKEND := Agg
 
-.PHONY: install install-bench run test lint bench-generate bench-features bench-score bench-cdnow bench-spark clean
+.PHONY: install install-dev install-bench run test lint bench-generate bench-features bench-score bench-cdnow bench-spark clean
 
+# runtime pins only (what `make run` and scheduled scoring need)
 $(VENV)/.installed: pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), f"churnguard needs Python >= 3.11, found {sys.version.split()[0]} (set PYTHON=python3.11)"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	@touch $@
 
 install: $(VENV)/.installed
 
+# + the dev and Spark extras (tests, lint, notebook, PySpark), same pins as the runtime lock
+$(VENV)/.dev-installed: $(VENV)/.installed requirements-dev.lock
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements-dev.lock
+	@touch $@
+
+install-dev: $(VENV)/.dev-installed
+
 run: install
 	$(BIN)/dvc repro
 	@$(BIN)/churnguard where
 
-test: install
+test: install-dev
 	$(BIN)/python -m pytest
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check src tests benchmarks
 
-$(VENV)/.bench-installed: $(VENV)/.installed requirements-bench.lock
+$(VENV)/.bench-installed: $(VENV)/.dev-installed requirements-bench.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements-bench.lock
 	@touch $@
 
@@ -49,7 +57,7 @@ bench-score: install
 bench-cdnow: install-bench
 	$(BIN)/python benchmarks/cdnow.py
 
-bench-spark: install
+bench-spark: install-dev
 	$(BIN)/python benchmarks/spark.py
 
 clean:
