@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from churnguard import ingest
 from churnguard.cli import app
 from churnguard.config import EngineParams, IngestParams, SourceParams
-from churnguard.errors import ConfigError, DataError
+from churnguard.errors import ChurnguardError, ConfigError, DataError
 from churnguard.ingest import QUARANTINE_FILE, REPORT_FILE, TRANSACTIONS_FILE, run_ingest
 
 HEADER = [
@@ -232,6 +234,81 @@ def test_duplicates_are_kept_when_not_dropped(tmp_path: Path, engine) -> None:
     src = write_csv(tmp_path / "tx.csv", [GOOD[0], GOOD[0]])
     report = run_ingest(ingest_params(src, tmp_path / "out", drop_exact_duplicates=False), engine)
     assert report["rows_clean"] == 2
+
+
+# --------------------------------------------------------------------------- the rules, declared once
+
+
+def test_every_declared_rule_fires_and_is_reported(tmp_path: Path, engine) -> None:
+    """Each rule of sql/ingest_validate.sql can quarantine a row, under its own reason."""
+    rows = [
+        GOOD[0],
+        _bad(customer_id=""),
+        _bad(ts="2024-13-45"),
+        _bad(amount="12x"),
+        _bad(quantity="two"),
+        _bad(ts="2024-07-01"),
+        GOOD[0],
+    ]
+    src = write_csv(tmp_path / "tx.csv", rows)
+    report = run_ingest(ingest_params(src, tmp_path / "out", as_of=dt.date(2024, 6, 30)), engine)
+    seen = {q["reason"] for q in outputs(tmp_path / "out")[1]}
+    assert list(report["reasons"]) == list(ingest.REASONS)
+
+    ws = tmp_path / "cd.txt"
+    ws.write_text("\n".join([*CDNOW_LINES[:2], " 00009 19970101  1"]) + "\n")
+    source = {
+        "delimiter": "whitespace",
+        "date_format": "%Y%m%d",
+        "columns": {"customer_id": "customer_id", "ts": "date", "amount": "dollar_value"},
+    }
+    run_ingest(ingest_params(ws, tmp_path / "ws", source), engine)
+    seen |= {q["reason"] for q in outputs(tmp_path / "ws")[1]}
+    assert seen == set(ingest.REASONS)
+
+
+def test_rules_are_declared_once_in_the_validation_sql() -> None:
+    sql = ingest._sql(ingest.INGEST_VALIDATE_SQL)
+    code = Path(ingest.__file__).read_text(encoding="utf-8")
+    assert len(ingest.REASONS) == 7
+    for rule in ingest.RULES:
+        assert sql.count(f"reason := '{rule.reason}'") == 1
+        assert rule.doc
+        assert not re.search(rf"\b{rule.reason}\b", code), (
+            f"{rule.reason} is listed in ingest.py too"
+        )
+        assert f"`{rule.reason}`" in ingest.describe_rules()
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    assert all(f"`{r}`" in readme for r in ingest.REASONS), "README.md's reason list is stale"
+
+
+def test_a_rule_without_its_doc_comment_is_refused() -> None:
+    sql = ingest._sql(ingest.INGEST_VALIDATE_SQL)
+    assert ingest.declared_rules(sql) == ingest.RULES
+    broken = sql.replace("-- rule missing_customer_id:", "-- missing_customer_id:")
+    with pytest.raises(ChurnguardError, match="missing_customer_id"):
+        ingest.declared_rules(broken)
+
+
+def test_sql_programs_are_plain_sql_with_bound_parameters() -> None:
+    """No Python formatting in the .sql files; every $parameter they use has a value."""
+    programs = [
+        v for k, v in vars(ingest).items() if k.startswith("INGEST_") and k.endswith("_SQL")
+    ]
+    assert len(programs) == 5
+    raw = ingest._Raw(
+        path=Path("x.csv"), fmt="csv", mapped={"customer_id": "c", "ts": "t", "amount": "a"}
+    )
+    values = ingest._parameters(IngestParams(), raw, Path("out"))
+    used: set[str] = set()
+    for program in programs:
+        sql = ingest._sql(program)
+        assert "{" not in sql and "}" not in sql, program
+        assert not re.search(r"%\(\w+\)s", sql), program
+        used |= ingest.sql_parameters(sql)
+    assert used == set(values)
+    validate = ingest._sql(ingest.INGEST_VALIDATE_SQL)
+    assert "from raw_lines" in validate  # the staged view, canonical names only
 
 
 # --------------------------------------------------------------------------- file formats

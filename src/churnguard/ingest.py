@@ -6,21 +6,13 @@ pandas). A row lands either in ``transactions.parquet`` (canonical schema) or in
 counts reconcile. All three files are written atomically and deterministically.
 
 Source columns are matched by name exactly, else by a unique case- and blank-insensitive
-match. Row rules, first failing wins (``REASONS`` order):
+match. The only SQL built here from the configuration is the reader call and the view
+``raw_lines`` that renames the user's columns to the canonical names (see "reading and
+staging"); everything after it is in ``sql/ingest_*.sql`` with bound parameters.
 
-- ``wrong_field_count`` (``delimiter: whitespace`` only): a line with a different number of
-  fields than the header (or than the widest line without a header).
-- ``missing_customer_id``: blank or missing customer id.
-- ``unparseable_date``: ``ts`` does not parse with ``date_format`` (ISO 8601 when null;
-  an explicit UTC offset is converted to UTC).
-- ``non_numeric_amount``: ``amount`` is not a number after removing ``thousands_separator``
-  (digits must be grouped by three) and reading ``decimal_separator``.
-- ``non_numeric_quantity``: ``quantity`` is mapped, non-blank and not a number.
-- ``date_after_as_of``: the date of ``ts`` is after ``as_of``.
-- ``exact_duplicate``: every mapped raw value equals an earlier row's (the first is kept).
-
-``order_id``, when not mapped (or blank), is ``customer_id || '@' || ts`` (ISO, seconds):
-one order per customer and timestamp.
+The row rules (reason code, check, message; the first failing rule wins) are declared
+once, in the ``failures`` CASE of ``sql/ingest_validate.sql``. :data:`REASONS` (the
+report's reason list) and :func:`describe_rules` (the docs) are read from there.
 """
 
 from __future__ import annotations
@@ -28,7 +20,10 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import logging
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -41,15 +36,13 @@ from churnguard.io import atomic_path, write_json_atomic
 
 log = logging.getLogger(__name__)
 
-REASONS: tuple[str, ...] = (
-    "wrong_field_count",
-    "missing_customer_id",
-    "unparseable_date",
-    "non_numeric_amount",
-    "non_numeric_quantity",
-    "date_after_as_of",
-    "exact_duplicate",
-)
+# The SQL programs, run in this order (each reads what the one before made).
+INGEST_MACROS_SQL = "sql/ingest_macros.sql"  # cg_clean, cg_show, cg_number
+INGEST_VALIDATE_SQL = "sql/ingest_validate.sql"  # raw_lines → checked (the rules)
+INGEST_TRANSACTIONS_SQL = "sql/ingest_transactions.sql"  # checked → transactions.parquet
+INGEST_QUARANTINE_SQL = "sql/ingest_quarantine.sql"  # checked → quarantine.parquet
+INGEST_REPORT_SQL = "sql/ingest_report.sql"  # checked + written files → report counts
+
 TRANSACTIONS_FILE = "transactions.parquet"
 QUARANTINE_FILE = "quarantine.parquet"
 REPORT_FILE = "ingest_report.json"
@@ -59,23 +52,66 @@ PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
 # Reading a file line by line: a two-byte delimiter (ASCII unit + record separator) that
 # does not occur in text data, so each line arrives as one column.
 _LINE_DELIMITER = "\x1f\x1e"
-_NUMBER_RE = r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?"
 _NUMERIC_TYPES = (
     "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
     "UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL",
 )  # fmt: skip
-_MACROS = """
-CREATE OR REPLACE TEMP MACRO cg_clean(x) AS
-    NULLIF(trim(CAST(x AS VARCHAR),
-                chr(32) || chr(9) || chr(10) || chr(13) || chr(160) || chr(65279)), '');
-CREATE OR REPLACE TEMP MACRO cg_show(x) AS
-    coalesce('''' || left(CAST(x AS VARCHAR), 80) || '''', 'empty');
-"""
+# Canonical columns a Parquet source may store typed, and the type raw_lines gives them.
+_NATIVE_TYPES = {"ts": "TIMESTAMP", "amount": "DOUBLE", "quantity": "DOUBLE"}
+
+
+def _sql(name: str) -> str:
+    """The text of one of the ``INGEST_*_SQL`` programs (shipped with the package)."""
+    return resources.files("churnguard").joinpath(name).read_text(encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- the rules
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One validation rule as declared in ``sql/ingest_validate.sql``."""
+
+    reason: str  # reason code in quarantine.parquet and ingest_report.json
+    doc: str  # what it checks, from the ``-- rule <reason>: ...`` comment above it
+
+
+_RULE_DOC_RE = re.compile(r"^[ \t]*-- rule ([a-z_]+): (.+(?:\n[ \t]*--[ \t]{3,}\S.*)*)", re.M)
+_RULE_REASON_RE = re.compile(r"\breason := '([a-z_]+)'")
+
+
+def declared_rules(sql: str | None = None) -> tuple[Rule, ...]:
+    """The rules of ``sql/ingest_validate.sql``, in priority order.
+
+    Every ``reason := '<code>'`` of the rule CASE must follow a ``-- rule <code>: <what it
+    checks>`` comment (continued on lines indented by three or more blanks after ``--``).
+    """
+    text = _sql(INGEST_VALIDATE_SQL) if sql is None else sql
+    docs = [
+        (reason, " ".join(re.sub(r"^\s*(--)?\s*", "", line) for line in doc.splitlines()))
+        for reason, doc in _RULE_DOC_RE.findall(text)
+    ]
+    reasons = _RULE_REASON_RE.findall(text)
+    if [r for r, _ in docs] != reasons or len(set(reasons)) != len(reasons) or not reasons:
+        raise ChurnguardError(
+            f"internal error: {INGEST_VALIDATE_SQL} declares reasons {reasons} but documents "
+            f"{[r for r, _ in docs]}: each rule needs one '-- rule <reason>: ...' comment"
+        )
+    return tuple(Rule(reason, doc) for reason, doc in docs)
+
+
+def describe_rules() -> str:
+    """The rules as a Markdown list (reason code: what it checks), first failing wins."""
+    return "".join(f"- `{rule.reason}`: {rule.doc}\n" for rule in declared_rules())
+
+
+RULES: tuple[Rule, ...] = declared_rules()
+REASONS: tuple[str, ...] = tuple(rule.reason for rule in RULES)
 
 
 @dataclass
 class _Raw:
-    """Relation ``raw``: ``source_row`` plus one VARCHAR column per mapped canonical name."""
+    """The view ``raw_lines`` over the source: what was mapped and how."""
 
     path: Path
     fmt: str
@@ -106,14 +142,15 @@ def run_ingest(params: IngestParams, engine: EngineParams) -> dict[str, Any]:
     try:
         _check_date_format(con, src.date_format)
         raw = _open_source(con, params, path, fmt)
-        rows_in = con.execute("SELECT count(*) FROM raw").fetchone()[0]  # type: ignore[index]
+        rows_in = con.execute("SELECT count(*) FROM raw_lines").fetchone()[0]  # type: ignore[index]
         if rows_in == 0:
             raise DataError(f"no data rows in {path} (the file has no rows after the header)")
         log.info("ingest: %s rows read, columns %s", f"{rows_in:,}", raw.mapped)
-        _validate(con, raw, params)
-        _write_transactions(con, params, out_dir / TRANSACTIONS_FILE)
-        _write_quarantine(con, raw, out_dir / QUARANTINE_FILE)
-        report = _build_report(con, params, raw, out_dir)
+        values = _parameters(params, raw, out_dir)
+        _validate(con, values)
+        _copy_atomic(con, INGEST_TRANSACTIONS_SQL, values, out_dir / TRANSACTIONS_FILE)
+        _copy_atomic(con, INGEST_QUARANTINE_SQL, values, out_dir / QUARANTINE_FILE)
+        report = _build_report(con, params, raw, values)
     finally:
         con.close()
 
@@ -137,7 +174,7 @@ def resolve_format(fmt: str, path: Path) -> str:
     return "parquet" if path.suffix.lower() in PARQUET_SUFFIXES else "csv"
 
 
-# --------------------------------------------------------------------------- reading
+# --------------------------------------------------------------------------- before reading
 
 
 def _check_file(path: Path) -> None:
@@ -151,9 +188,9 @@ def _check_file(path: Path) -> None:
 
 
 def _connect(engine: EngineParams) -> duckdb.DuckDBPyConnection:
-    """The shared DuckDB connection plus the macros the validation SQL uses."""
+    """The shared DuckDB connection plus the macros the ingest SQL uses."""
     con = connect(engine)
-    con.execute(_MACROS)
+    con.execute(_sql(INGEST_MACROS_SQL))
     return con
 
 
@@ -170,10 +207,20 @@ def _check_date_format(con: duckdb.DuckDBPyConnection, fmt: str | None) -> None:
         ) from None
 
 
+# --------------------------------------------------------------------------- reading and staging
+# The only SQL assembled in Python, because it varies with the configuration: the reader
+# calls (delimiter, quote, encoding, header and path are bound parameters) and the relation
+# ``raw_lines`` that renames the user's columns to canonical names (quoted identifiers, all
+# in _raw_lines_columns). Its schema is fixed whatever the mapping:
+#   source_row, n_fields, <every canonical column as VARCHAR, NULL when unmapped>,
+#   ts_native, amount_native, quantity_native
+# and the sql/ingest_*.sql programs read it by those names only.
+
+
 def _open_source(
     con: duckdb.DuckDBPyConnection, params: IngestParams, path: Path, fmt: str
 ) -> _Raw:
-    """Create the relation ``raw`` over the source file."""
+    """Create the relation ``raw_lines`` over the source file."""
     src = params.source
     if fmt == "parquet":
         return _open_parquet(con, params, path)
@@ -233,19 +280,22 @@ def _open_csv(con: duckdb.DuckDBPyConnection, params: IngestParams, path: Path) 
     )
     if len(src.delimiter) != 1:
         found = [r[0] for r in _read(con, f"DESCRIBE SELECT * FROM {call}", binds, params, path)]
-    mapped = _resolve_columns(params, path, found)
-    select = ", ".join(f"{sql_ident(s)} AS {sql_ident(c)}" for c, s in mapped.items())
-    _read(con, f"CREATE TEMP TABLE raw_csv AS SELECT {select} FROM {call}", binds, params, path)
+    raw = _Raw(path=path, fmt="csv", mapped=_resolve_columns(params, path, found))
+    select = _raw_lines_columns(raw, sql_ident)
+    _read(con, f"CREATE TEMP TABLE source_csv AS SELECT {select} FROM {call}", binds, params, path)
     # CTAS keeps insertion order, so rowid is the 0-based data row number.
-    con.execute("CREATE TEMP VIEW raw AS SELECT rowid + 1 AS source_row, * FROM raw_csv")
-    return _Raw(path=path, fmt="csv", mapped=mapped)
+    con.execute(
+        "CREATE TEMP VIEW raw_lines AS "
+        "SELECT rowid + 1 AS source_row, NULL::BIGINT AS n_fields, * FROM source_csv"
+    )
+    return raw
 
 
 def _open_whitespace(con: duckdb.DuckDBPyConnection, params: IngestParams, path: Path) -> _Raw:
     """Fields separated by runs of spaces/tabs, leading/trailing blanks ignored (CDNOW)."""
     src = params.source
     sql = (
-        "CREATE TEMP TABLE raw_lines AS "
+        "CREATE TEMP TABLE source_whitespace AS "
         "SELECT regexp_split_to_array(cg_clean(line), '\\s+') AS parts "
         "FROM read_csv($path, columns = {'line': 'VARCHAR'}, delim = $delim, header = false, "
         "quote = '', escape = '', encoding = $encoding, skip = 0, comment = '', "
@@ -255,47 +305,74 @@ def _open_whitespace(con: duckdb.DuckDBPyConnection, params: IngestParams, path:
     binds = {"path": src.path, "delim": _LINE_DELIMITER, "encoding": src.encoding}
     _read(con, sql, binds, params, path)
     if src.header:
-        first = con.execute("SELECT parts FROM raw_lines WHERE rowid = 0").fetchone()
+        first = con.execute("SELECT parts FROM source_whitespace WHERE rowid = 0").fetchone()
         if first is None:
             raise DataError(f"no data rows in {path} (only blank lines)")
         found = _dedupe_names(first[0])
         first_data = 1
     else:
-        width = con.execute("SELECT max(len(parts)) FROM raw_lines").fetchone()[0]  # type: ignore[index]
+        width = con.execute("SELECT max(len(parts)) FROM source_whitespace").fetchone()[0]  # type: ignore[index]
         found = _generated_names(width or 0)
         first_data = 0
-    mapped = _resolve_columns(params, path, found)
-    position = {name: i + 1 for i, name in enumerate(found)}
-    select = ", ".join(f"parts[{position[s]}] AS {sql_ident(c)}" for c, s in mapped.items())
-    con.execute(
-        f"CREATE TEMP VIEW raw AS SELECT rowid + {1 - first_data} AS source_row, "
-        f"len(parts) AS n_fields, {select} FROM raw_lines WHERE rowid >= {first_data}"
+    raw = _Raw(
+        path=path,
+        fmt="csv",
+        mapped=_resolve_columns(params, path, found),
+        expected_fields=len(found),
     )
-    return _Raw(path=path, fmt="csv", mapped=mapped, expected_fields=len(found))
+    position = {name: i + 1 for i, name in enumerate(found)}
+    select = _raw_lines_columns(raw, lambda name: f"parts[{position[name]:d}]")
+    # Structure, not values: the header line's row offset and the field positions.
+    con.execute(
+        f"CREATE TEMP VIEW raw_lines AS SELECT rowid + {1 - first_data:d} AS source_row, "
+        f"len(parts) AS n_fields, {select} FROM source_whitespace WHERE rowid >= {first_data:d}"
+    )
+    return raw
 
 
 def _open_parquet(con: duckdb.DuckDBPyConnection, params: IngestParams, path: Path) -> _Raw:
     binds = {"path": params.source.path}
     described = _read(con, "DESCRIBE SELECT * FROM read_parquet($path)", binds, params, path)
     types = {r[0]: str(r[1]) for r in described}
-    mapped = _resolve_columns(params, path, list(types))
-    typed: dict[str, str] = {}
-    cols = []
-    for c, s in mapped.items():
-        cols.append(f"CAST({sql_ident(s)} AS VARCHAR) AS {sql_ident(c)}")
+    raw = _Raw(path=path, fmt="parquet", mapped=_resolve_columns(params, path, list(types)))
+    for c, s in raw.mapped.items():
         kind = _type_kind(types[s])
         if (c == "ts" and kind == "temporal") or (
             c in ("amount", "quantity") and kind == "numeric"
         ):
-            typed[c] = types[s]
-            cols.append(f"{sql_ident(s)} AS {sql_ident(c + '__typed')}")
+            raw.typed[c] = types[s]
     # Views cannot hold bound parameters, so the mapped columns are copied once (out of core).
     sql = (
-        "CREATE TEMP TABLE raw AS SELECT file_row_number + 1 AS source_row, "
-        f"{', '.join(cols)} FROM read_parquet($path, file_row_number = true)"
+        "CREATE TEMP TABLE raw_lines AS SELECT file_row_number + 1 AS source_row, "
+        f"NULL::BIGINT AS n_fields, {_raw_lines_columns(raw, sql_ident)} "
+        "FROM read_parquet($path, file_row_number = true)"
     )
     _read(con, sql, binds, params, path)
-    return _Raw(path=path, fmt="parquet", mapped=mapped, typed=typed)
+    return raw
+
+
+def _raw_lines_columns(raw: _Raw, source: Callable[[str], str]) -> str:
+    """The rename: the one place where the user's column names become SQL.
+
+    ``source`` turns a source column name into SQL (a quoted identifier, or a field of a
+    whitespace-split line). Every canonical column is present, as text (``NULL`` when not
+    mapped), followed by ``<c>_native``: a typed Parquet value of ts, amount or quantity,
+    cast to TIMESTAMP or DOUBLE, else ``NULL``.
+    """
+    cols = [
+        f"CAST({source(raw.mapped[c])} AS VARCHAR) AS {sql_ident(c)}"
+        if c in raw.mapped
+        else f"NULL::VARCHAR AS {sql_ident(c)}"
+        for c in CANONICAL_COLUMNS
+    ]
+    for c, type_name in _NATIVE_TYPES.items():
+        value = (
+            f"TRY_CAST({source(raw.mapped[c])} AS {type_name})"
+            if c in raw.typed
+            else f"NULL::{type_name}"
+        )
+        cols.append(f"{value} AS {sql_ident(c + '_native')}")
+    return ", ".join(cols)
 
 
 def _type_kind(type_name: str) -> str:
@@ -430,214 +507,64 @@ def _resolve_columns(params: IngestParams, path: Path, found: list[str]) -> dict
 # --------------------------------------------------------------------------- validation
 
 
-def _number_sql(text: str, binds: dict[str, Any], params: IngestParams) -> str:
-    """SQL turning cleaned text into DOUBLE, NULL when it is not a plain number."""
+def _parameters(params: IngestParams, raw: _Raw, out_dir: Path) -> dict[str, Any]:
+    """Every value the ``sql/ingest_*.sql`` programs bind, by ``$name``."""
     src = params.source
-    norm = text
-    ok = "true"
-    if src.thousands_separator is not None:
-        dec = "[" + src.decimal_separator + "]"
-        sep = "[" + src.thousands_separator + "]"
-        binds["thousands"] = src.thousands_separator
-        binds["grouped_re"] = rf"[+-]?\d{{1,3}}({sep}\d{{3}})+({dec}\d*)?([eE][+-]?\d+)?"
-        ok = f"(NOT contains({text}, $thousands) OR regexp_full_match({text}, $grouped_re))"
-        norm = f"replace({norm}, $thousands, '')"
-    if src.decimal_separator == ",":
-        norm = f"replace({norm}, ',', '.')"
-    binds["number_re"] = _NUMBER_RE
-    value = f"TRY_CAST({norm} AS DOUBLE)"
-    checks = f"{ok} AND regexp_full_match({norm}, $number_re) AND isfinite({value})"
-    return f"CASE WHEN {checks} THEN {value} END"
+    return {
+        "source_customer_id": raw.mapped["customer_id"],
+        "source_ts": raw.mapped["ts"],
+        "source_amount": raw.mapped["amount"],
+        "source_quantity": raw.mapped.get("quantity"),
+        "mapped_columns": list(raw.mapped),
+        "ts_is_native": "ts" in raw.typed,
+        "amount_is_native": "amount" in raw.typed,
+        "quantity_is_native": "quantity" in raw.typed,
+        "date_format": src.date_format,
+        "decimal_separator": src.decimal_separator,
+        "thousands_separator": src.thousands_separator,
+        "expected_fields": raw.expected_fields,
+        "as_of": params.as_of,
+        "drop_exact_duplicates": params.drop_exact_duplicates,
+        "default_account_manager": params.default_account_manager,
+        "transactions_file": str(out_dir / TRANSACTIONS_FILE),
+        "quarantine_file": str(out_dir / QUARANTINE_FILE),
+    }
 
 
-def _value_sql(raw: _Raw, c: str, binds: dict[str, Any], params: IngestParams) -> str:
-    """Parsed value of canonical column ``c`` (typed Parquet columns are used directly)."""
-    q = sql_ident(c)
-    if c in raw.typed:
-        typed = sql_ident(c + "__typed")
-        if c == "ts":
-            return f"TRY_CAST({typed} AS TIMESTAMP)"
-        return f"CASE WHEN isfinite(CAST({typed} AS DOUBLE)) THEN CAST({typed} AS DOUBLE) END"
-    text = f"cg_clean({q})"
-    if c == "ts":
-        fmt = params.source.date_format
-        if fmt is not None:
-            binds["date_format"] = fmt
-            return f"CAST(TRY_STRPTIME({text}, $date_format) AS TIMESTAMP)"
-        return (
-            f"coalesce(TRY_CAST(TRY_CAST({text} AS TIMESTAMPTZ) AS TIMESTAMP), "
-            f"TRY_CAST({text} AS TIMESTAMP))"
-        )
-    return _number_sql(text, binds, params)
+_PARAMETER_RE = re.compile(r"\$([a-z_]+)")
 
 
-def _validate(con: duckdb.DuckDBPyConnection, raw: _Raw, params: IngestParams) -> None:
-    """Create temp table ``checked``: raw values, parsed values, ``reason`` and ``detail``."""
-    src = params.source
-    m = raw.mapped
-    binds: dict[str, Any] = {f"src_{c}": s for c, s in m.items()}
-    raw_cols = [sql_ident(c) for c in m]
+def sql_parameters(sql: str) -> set[str]:
+    """The ``$name`` parameters a program uses (comments ignored)."""
+    code = "\n".join(line.split("--", 1)[0] for line in sql.splitlines())
+    return set(_PARAMETER_RE.findall(code))
 
-    parsed = [
-        "source_row",
-        *raw_cols,
-        "n_fields" if raw.expected_fields is not None else "NULL::BIGINT AS n_fields",
-        f"cg_clean({sql_ident('customer_id')}) AS p_customer_id",
-        f"{_value_sql(raw, 'ts', binds, params)} AS p_ts",
-        f"{_value_sql(raw, 'amount', binds, params)} AS p_amount",
-    ]
-    if "quantity" in m:
-        parsed.append(f"cg_clean({sql_ident('quantity')}) AS t_quantity")
-        parsed.append(f"{_value_sql(raw, 'quantity', binds, params)} AS p_quantity")
-    else:
-        parsed += ["NULL::VARCHAR AS t_quantity", "NULL::DOUBLE AS p_quantity"]
-    for c in ("order_id", "account_manager", "customer_name", "region", "product_id"):
-        expr = f"cg_clean({sql_ident(c)})" if c in m else "NULL::VARCHAR"
-        parsed.append(f"{expr} AS p_{c}")
 
-    if params.drop_exact_duplicates:
-        # Group + join beats a window over every raw column (measured ~2-3x on 5M rows).
-        same = " AND ".join(f"p.{c} IS NOT DISTINCT FROM d.{c}" for c in raw_cols)
-        compared = f"""duplicated AS (
-    SELECT {", ".join(raw_cols)}, min(source_row) AS first_same_row
-    FROM raw GROUP BY ALL HAVING count(*) > 1
-),
-compared AS (
-    SELECT p.*, coalesce(d.first_same_row, p.source_row) AS first_same_row
-    FROM parsed AS p LEFT JOIN duplicated AS d ON {same}
-)"""
-    else:
-        compared = "compared AS (SELECT *, source_row AS first_same_row FROM parsed)"
+def _bind(sql: str, values: dict[str, Any]) -> dict[str, Any]:
+    """The values a program names (DuckDB refuses parameters a statement does not use)."""
+    return {name: values[name] for name in sorted(sql_parameters(sql))}
 
-    rules: list[tuple[str, str, str]] = []  # (reason, condition, detail)
-    if raw.expected_fields is not None:
-        binds["expected_fields"] = raw.expected_fields
-        rules.append(
-            (
-                "wrong_field_count",
-                "n_fields <> $expected_fields",
-                "printf('line has %d fields, expected %d (whitespace-separated)', "
-                "n_fields, $expected_fields)",
-            )
-        )
-    rules.append(
-        (
-            "missing_customer_id",
-            "p_customer_id IS NULL",
-            "printf('customer_id (source column \"%s\") is empty', $src_customer_id)",
-        )
-    )
-    if src.date_format is not None and "ts" not in raw.typed:
-        date_detail = (
-            "printf('ts (source column \"%s\"): %s does not match date_format ''%s''', "
-            "$src_ts, cg_show(ts), $date_format)"
-        )
-    else:
-        date_detail = (
-            'printf(\'ts (source column "%s"): %s is not an ISO 8601 date or timestamp '
-            "(set ingest.source.date_format)', $src_ts, cg_show(ts))"
-        )
-    rules.append(("unparseable_date", "p_ts IS NULL", date_detail))
-    binds["number_hint"] = f"decimal_separator '{src.decimal_separator}'" + (
-        f", thousands_separator '{src.thousands_separator}'" if src.thousands_separator else ""
-    )
-    rules.append(
-        (
-            "non_numeric_amount",
-            "p_amount IS NULL",
-            "printf('amount (source column \"%s\"): %s is not a number (%s)', "
-            "$src_amount, cg_show(amount), $number_hint)",
-        )
-    )
-    if "quantity" in m:
-        rules.append(
-            (
-                "non_numeric_quantity",
-                "t_quantity IS NOT NULL AND p_quantity IS NULL",
-                "printf('quantity (source column \"%s\"): %s is not a number (%s)', "
-                "$src_quantity, cg_show(quantity), $number_hint)",
-            )
-        )
-    if params.as_of is not None:
-        binds["as_of"] = params.as_of
-        rules.append(
-            (
-                "date_after_as_of",
-                "CAST(p_ts AS DATE) > $as_of",
-                "printf('ts (source column \"%s\"): %s is after as_of %s', $src_ts, "
-                "strftime(p_ts, '%Y-%m-%d %H:%M:%S'), strftime($as_of, '%Y-%m-%d'))",
-            )
-        )
-    if params.drop_exact_duplicates:
-        rules.append(
-            (
-                "exact_duplicate",
-                "first_same_row < source_row",
-                "printf('same raw values in every mapped column as source_row %d', first_same_row)",
-            )
-        )
-    reason_sql = "CASE " + " ".join(f"WHEN {cond} THEN '{r}'" for r, cond, _ in rules) + " END"
-    detail_sql = "CASE reason " + " ".join(f"WHEN '{r}' THEN {d}" for r, _, d in rules) + " END"
 
-    sql = f"""
-CREATE TEMP TABLE checked AS
-WITH parsed AS (
-    SELECT {", ".join(parsed)} FROM raw
-),
-{compared},
-judged AS (
-    SELECT *, {reason_sql} AS reason FROM compared
-)
-SELECT *, {detail_sql} AS detail FROM judged
-"""
-    con.execute(sql, {k: v for k, v in binds.items() if f"${k}" in sql})
-    log.info("ingest: validated rows against %d rules", len(rules))
+def _validate(con: duckdb.DuckDBPyConnection, values: dict[str, Any]) -> None:
+    """Create temp table ``checked`` (sql/ingest_validate.sql): every row with its reason."""
+    sql = _sql(INGEST_VALIDATE_SQL)
+    con.execute(f"CREATE TEMP TABLE checked AS\n{sql}", _bind(sql, values))
+    log.info("ingest: validated rows against %d rules", len(RULES))
 
 
 # --------------------------------------------------------------------------- writing
 
 
 def _copy_atomic(
-    con: duckdb.DuckDBPyConnection, select: str, binds: dict[str, Any], target: Path
+    con: duckdb.DuckDBPyConnection, program: str, values: dict[str, Any], target: Path
 ) -> None:
-    """COPY a query to Parquet at a temporary name beside ``target``, then rename it."""
+    """COPY a program's rows to Parquet at a temporary name beside ``target``, then rename it."""
+    sql = _sql(program)
     with atomic_path(target) as tmp:
         con.execute(
-            f"COPY ({select}) TO $target (FORMAT parquet, COMPRESSION zstd)",
-            {**binds, "target": str(tmp)},
+            f"COPY (\n{sql}\n) TO $target (FORMAT parquet, COMPRESSION zstd)",
+            {**_bind(sql, values), "target": str(tmp)},
         )
-
-
-def _write_transactions(con: duckdb.DuckDBPyConnection, params: IngestParams, target: Path) -> None:
-    select = """
-SELECT
-    p_customer_id AS customer_id,
-    coalesce(p_order_id, p_customer_id || '@' || strftime(p_ts, '%Y-%m-%dT%H:%M:%S')) AS order_id,
-    p_ts AS ts,
-    round(p_amount, 4) AS amount,
-    p_quantity AS quantity,
-    coalesce(p_account_manager, $default_manager) AS account_manager,
-    p_customer_name AS customer_name,
-    p_region AS region,
-    p_product_id AS product_id,
-    CAST(source_row AS BIGINT) AS source_row
-FROM checked
-WHERE reason IS NULL
-ORDER BY customer_id, ts, source_row"""
-    _copy_atomic(con, select, {"default_manager": params.default_account_manager}, target)
-    log.info("ingest: wrote %s", target)
-
-
-def _write_quarantine(con: duckdb.DuckDBPyConnection, raw: _Raw, target: Path) -> None:
-    raw_cols = ", ".join(
-        f"CAST({sql_ident(c)} AS VARCHAR) AS {sql_ident(c)}" for c in raw.mapped
-    )
-    select = f"""
-SELECT CAST(source_row AS BIGINT) AS source_row, reason, detail, {raw_cols}
-FROM checked
-WHERE reason IS NOT NULL
-ORDER BY source_row"""
-    _copy_atomic(con, select, {}, target)
     log.info("ingest: wrote %s", target)
 
 
@@ -645,46 +572,25 @@ ORDER BY source_row"""
 
 
 def _build_report(
-    con: duckdb.DuckDBPyConnection, params: IngestParams, raw: _Raw, out_dir: Path
+    con: duckdb.DuckDBPyConnection, params: IngestParams, raw: _Raw, values: dict[str, Any]
 ) -> dict[str, Any]:
     """Counts from the checked table, reconciled against the files actually written."""
-    row = con.execute(
-        """
-SELECT count(*),
-       count(*) FILTER (WHERE reason IS NULL),
-       count(DISTINCT p_customer_id) FILTER (WHERE reason IS NULL),
-       min(p_ts) FILTER (WHERE reason IS NULL),
-       max(p_ts) FILTER (WHERE reason IS NULL),
-       fsum(round(p_amount, 4) ORDER BY source_row) FILTER (WHERE reason IS NULL)
-FROM checked"""
-    ).fetchone()
-    assert row is not None
-    rows_in, rows_clean, customers, ts_min, ts_max, amount_total = row
-    counts = dict(
-        con.execute(
-            "SELECT reason, count(*) FROM checked WHERE reason IS NOT NULL GROUP BY reason"
-        ).fetchall()
-    )
-    reasons = {r: int(counts.get(r, 0)) for r in REASONS}
+    sql = _sql(INGEST_REPORT_SQL)
+    cursor = con.execute(sql, _bind(sql, values))
+    row = cursor.fetchone()
+    assert row is not None and cursor.description is not None
+    counts = dict(zip([d[0] for d in cursor.description], row, strict=True))
+    rows_in, rows_clean = counts["rows_in"], counts["rows_clean"]
+    reasons = {r: int((counts["reasons"] or {}).get(r, 0)) for r in REASONS}
     rows_quarantined = rows_in - rows_clean
-
-    written = con.execute(
-        """
-SELECT count(*), count(DISTINCT source_row), min(source_row), max(source_row)
-FROM (SELECT source_row FROM read_parquet($tx)
-      UNION ALL SELECT source_row FROM read_parquet($qu))""",
-        {"tx": str(out_dir / TRANSACTIONS_FILE), "qu": str(out_dir / QUARANTINE_FILE)},
-    ).fetchone()
-    assert written is not None
-    n, n_distinct, lo, hi = written
     reconciles = (
-        n
-        == n_distinct
+        counts["written_rows"]
+        == counts["written_distinct"]
         == rows_in
         == rows_clean + rows_quarantined
         == rows_clean + sum(reasons.values())
-        and lo == 1
-        and hi == rows_in
+        and counts["written_min"] == 1
+        and counts["written_max"] == rows_in
     )
 
     def iso(value: dt.datetime | None) -> str | None:
@@ -699,10 +605,10 @@ FROM (SELECT source_row FROM read_parquet($tx)
         "quarantined_share": round(rows_quarantined / rows_in, 6),
         "max_quarantine_share": params.max_quarantine_share,
         "reasons": reasons,
-        "customers": int(customers),
-        "ts_min": iso(ts_min),
-        "ts_max": iso(ts_max),
-        "amount_total_clean": round(float(amount_total or 0.0), 4),
+        "customers": int(counts["customers"]),
+        "ts_min": iso(counts["ts_min"]),
+        "ts_max": iso(counts["ts_max"]),
+        "amount_total_clean": round(float(counts["amount_total_clean"] or 0.0), 4),
         "reconciles": bool(reconciles),
     }
 

@@ -1,0 +1,24 @@
+-- quarantine.parquet: the rows of `checked` (ingest_validate.sql) that failed a rule, with
+-- the reason, the message and the raw text of every mapped column, in source order.
+--
+-- Parameters:
+--   $mapped_columns     canonical names of the mapped columns (unmapped ones are left out)
+
+with
+
+quarantined as (
+    select * from checked
+    where reason is not null
+),
+
+final as (
+    select
+        cast(source_row as bigint) as source_row,
+        reason,
+        detail,
+        columns(lambda c: list_contains(cast($mapped_columns as varchar[]), c))
+    from quarantined
+)
+
+select * from final
+order by source_row
