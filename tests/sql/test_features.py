@@ -247,7 +247,7 @@ def test_feature_sql_selects_the_dictionary_columns_in_order():
 
 
 def test_feature_docs_are_generated_from_code():
-    committed = Path(__file__).parents[1] / "docs" / "features.md"
+    committed = Path(__file__).parents[2] / "docs" / "features.md"
     assert committed.read_text(encoding="utf-8") == F.describe_markdown(FeaturesParams()), (
         "docs/features.md is stale: run `churnguard features --describe > docs/features.md`"
     )

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-PKG = Path(__file__).resolve().parents[1] / "src" / "churnguard"
+PKG = Path(__file__).resolve().parents[2] / "src" / "churnguard"
 
 PURE = ("feature_defs", "baselines", "actions", "value", "explain", "gate", "report")
 ALLOWED_INTERNAL = {*PURE, "config", "errors"}

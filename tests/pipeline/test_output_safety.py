@@ -26,7 +26,7 @@ from churnguard.errors import OutputError, RefusedTargetError
 from churnguard.io import STAGING_MARKER, folder_lock, lock_path_for, new_staging_dir
 from churnguard.score import run_score
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 AS_OF = dt.date(2024, 12, 31)
 runner = CliRunner()
 

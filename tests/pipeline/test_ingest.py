@@ -278,7 +278,7 @@ def test_rules_are_declared_once_in_the_validation_sql() -> None:
             f"{rule.reason} is listed in ingest.py too"
         )
         assert f"`{rule.reason}`" in ingest.describe_rules()
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     assert all(f"`{r}`" in readme for r in ingest.REASONS), "README.md's reason list is stale"
 
 

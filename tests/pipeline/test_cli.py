@@ -14,7 +14,7 @@ from churnguard.config import load_params
 from churnguard.errors import ConfigError
 from churnguard.io import folder_lock
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 runner = CliRunner()
 
 

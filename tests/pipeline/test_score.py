@@ -19,7 +19,7 @@ from churnguard.io import backup_name, folder_lock, restore_interrupted_swap
 from churnguard.modeling import ChurnModel
 from churnguard.score import run_score, score_frame
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 AS_OF = dt.date(2024, 12, 31)
 
 

@@ -33,7 +33,7 @@ from churnguard.modeling import (
     ChurnModel,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
