@@ -449,7 +449,8 @@ def render_docs_section(features: dict[str, Any] | None, score: dict[str, Any] |
         fifty = features.get("sizes", {}).get("50M", {}).get("six_cutoffs", {})
         if fifty:
             auto = fifty.get(
-                "auto_cutoffs_per_query", _auto_per_query(50_000_000, eng.get("memory_limit", "2GB"))
+                "auto_cutoffs_per_query",
+                _auto_per_query(50_000_000, eng.get("memory_limit", "2GB")),
             )
             name = "package_per_cutoff" if auto == 1 else f"package_{auto}_per_query"
             v = fifty.get(name, {})

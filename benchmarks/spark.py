@@ -88,14 +88,18 @@ class TreeRSS:
 # -- child job -------------------------------------------------------------------------------
 
 
-def job_features(engine: str, tx: str, out_dir: str, repeats: int, threads: int, memory_limit: str) -> dict[str, Any]:
+def job_features(
+    engine: str, tx: str, out_dir: str, repeats: int, threads: int, memory_limit: str
+) -> dict[str, Any]:
     import pandas  # noqa: F401  (imported before the clock starts)
 
     from churnguard import features
     from churnguard.config import EngineParams, FeaturesParams
 
     tmp = DATA_DIR / f"{engine}_tmp"
-    params = EngineParams(name=engine, threads=threads, memory_limit=memory_limit, temp_directory=str(tmp))
+    params = EngineParams(
+        name=engine, threads=threads, memory_limit=memory_limit, temp_directory=str(tmp)
+    )
     fp = FeaturesParams(input=tx, output_dir=out_dir)
     result: dict[str, Any] = {"runs_seconds": []}
     with TreeRSS() as rss:
@@ -150,7 +154,11 @@ def compare(duck: Path, spark: Path) -> dict[str, Any]:
 
     schema = pq.read_schema(duck)
     floats = [f.name for f in schema if str(f.type) == "double"]
-    exact = [f.name for f in schema if f.name not in floats and f.name not in ("cutoff_date", "customer_id")]
+    exact = [
+        f.name
+        for f in schema
+        if f.name not in floats and f.name not in ("cutoff_date", "customer_id")
+    ]
     fd = {
         c: f"case when a.{c} is null or b.{c} is null then (a.{c} is null) <> (b.{c} is null) "
         f"else abs(a.{c} - b.{c}) > 1e-9 end"
@@ -160,7 +168,9 @@ def compare(duck: Path, spark: Path) -> dict[str, Any]:
     sql = COMPARE_SQL.format(
         float_diff=" or ".join(fd.values()),
         exact_diff=" or ".join(ed.values()),
-        per_column=", ".join(f"count(*) filter (where {cond}) as \"{c}\"" for c, cond in {**fd, **ed}.items()),
+        per_column=", ".join(
+            f'count(*) filter (where {cond}) as "{c}"' for c, cond in {**fd, **ed}.items()
+        ),
     )
     con = duckdb.connect()
     try:
@@ -170,7 +180,16 @@ def compare(duck: Path, spark: Path) -> dict[str, Any]:
     finally:
         con.close()
     out = dict(zip(names, row, strict=True))
-    head = {k: out.pop(k) for k in ("rows_duckdb", "rows_spark", "missing_in_spark", "float_rows_over_1e9", "exact_rows_differ")}
+    head = {
+        k: out.pop(k)
+        for k in (
+            "rows_duckdb",
+            "rows_spark",
+            "missing_in_spark",
+            "float_rows_over_1e9",
+            "exact_rows_differ",
+        )
+    }
     head["columns_that_differ"] = {k: v for k, v in out.items() if v}
     return head
 
@@ -205,14 +224,22 @@ def bench_size(size: int, repeats: int, args: argparse.Namespace, work: Path) ->
     meta = ensure_canonical(path, n_customers)
     rows = meta["rows"]
     result: dict[str, Any] = {
-        "transactions": rows, "customers": meta["n_customers"], "parquet_mb": meta["file_mb"], "repeats": repeats,
+        "transactions": rows,
+        "customers": meta["n_customers"],
+        "parquet_mb": meta["file_mb"],
+        "repeats": repeats,
     }
     outs = {}
     for engine in ("duckdb", "spark"):
         outs[engine] = work / f"{label(size)}_{engine}"
         spec = {
-            "job": "features", "engine": engine, "tx": str(path), "out_dir": str(outs[engine]),
-            "repeats": repeats, "threads": args.threads, "memory_limit": args.memory_limit,
+            "job": "features",
+            "engine": engine,
+            "tx": str(path),
+            "out_dir": str(outs[engine]),
+            "repeats": repeats,
+            "threads": args.threads,
+            "memory_limit": args.memory_limit,
         }
         r = run_child(SCRIPT, spec)
         result[engine] = _summarise(r, rows)
@@ -239,14 +266,21 @@ def cost_model(sizes: dict[str, Any]) -> dict[str, Any]:
     (n1, a), (n2, b) = pts[0], pts[-1]
     out: dict[str, Any] = {}
     for engine in ("duckdb", "spark"):
-        if "median_seconds_after_first" not in a.get(engine, {}) or "median_seconds_after_first" not in b.get(engine, {}):
+        if "median_seconds_after_first" not in a.get(
+            engine, {}
+        ) or "median_seconds_after_first" not in b.get(engine, {}):
             return {}
         t1, t2 = a[engine]["median_seconds_after_first"], b[engine]["median_seconds_after_first"]
         per_m = (t2 - t1) / ((n2 - n1) / 1e6)
-        out[engine] = {"fixed_seconds": round(t1 - per_m * n1 / 1e6, 2), "seconds_per_million_tx": round(per_m, 3)}
+        out[engine] = {
+            "fixed_seconds": round(t1 - per_m * n1 / 1e6, 2),
+            "seconds_per_million_tx": round(per_m, 3),
+        }
     if "session_start_seconds" in b.get("spark", {}):
         out["spark"]["session_start_seconds"] = b["spark"]["session_start_seconds"]
-    out["note"] = "fitted on 2 cores from the runs after the first; use for orders of magnitude only"
+    out["note"] = (
+        "fitted on 2 cores from the runs after the first; use for orders of magnitude only"
+    )
     return out
 
 
@@ -261,7 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats-big", type=int, default=1, help="repeats for sizes >= --big")
     parser.add_argument("--big", default="10M")
     parser.add_argument("--threads", type=int, default=2, help="DuckDB threads = Spark local[N]")
-    parser.add_argument("--memory-limit", default="4GB", help="DuckDB memory_limit = Spark driver heap")
+    parser.add_argument(
+        "--memory-limit", default="4GB", help="DuckDB memory_limit = Spark driver heap"
+    )
     parser.add_argument("--no-compare", dest="compare", action="store_false")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "spark.json")
     args = parser.parse_args(argv)

@@ -30,7 +30,9 @@ from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_s
 from churnguard.config import load_params
 
 
-def oracle_scores(frame: pd.DataFrame, truth: pd.DataFrame, cutoff: dt.date, horizon: int) -> pd.DataFrame:
+def oracle_scores(
+    frame: pd.DataFrame, truth: pd.DataFrame, cutoff: dt.date, horizon: int
+) -> pd.DataFrame:
     t = truth.set_index("customer_id").reindex(frame["customer_id"])
     dropout = pd.to_datetime(t["dropout_date"].astype(str), errors="coerce").dt.date
     dead = np.array([d is not pd.NaT and d is not None and d <= cutoff for d in dropout])
@@ -52,7 +54,9 @@ def main() -> None:
     params = load_params(args.params)
     preds = pd.read_parquet(Path(params.evaluate.model_dir) / "eval" / "predictions.parquet")
     test = preds[preds["split"] == "test"].reset_index(drop=True)
-    meta = json.loads((Path(params.features.output_dir) / "cutoffs.json").read_text(encoding="utf-8"))
+    meta = json.loads(
+        (Path(params.features.output_dir) / "cutoffs.json").read_text(encoding="utf-8")
+    )
     cutoff = dt.date.fromisoformat(str(test["cutoff_date"].iloc[0]))
     truth = pd.read_parquet(params.generate.truth_output)
     test = pd.concat([test, oracle_scores(test, truth, cutoff, int(meta["horizon_days"]))], axis=1)

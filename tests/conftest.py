@@ -49,10 +49,16 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
             truth_output=str(root / "truth.parquet"),
         )
     )
-    run_ingest(IngestParams(source=SourceParams(path=str(raw)), output_dir=str(root / "interim")), engine)
+    run_ingest(
+        IngestParams(source=SourceParams(path=str(raw)), output_dir=str(root / "interim")), engine
+    )
     tx = root / "interim" / "transactions.parquet"
     fp = FeaturesParams(
-        input=str(tx), output_dir=str(root / "features"), horizon_days=90, cutoff_step_days=30, n_cutoffs=6
+        input=str(tx),
+        output_dir=str(root / "features"),
+        horizon_days=90,
+        cutoff_step_days=30,
+        n_cutoffs=6,
     )
     run_features(fp, engine)
     tp = TrainParams(features_dir=fp.output_dir, model_dir=str(root / "models"), min_rows=100)

@@ -73,7 +73,9 @@ def match_playbook(frame: pd.DataFrame, playbook: list[ActionRule]) -> pd.Series
     return chosen
 
 
-def _apply(frame: pd.DataFrame, idx: pd.Index, rule: ActionRule | OverflowAction, owner: str) -> None:
+def _apply(
+    frame: pd.DataFrame, idx: pd.Index, rule: ActionRule | OverflowAction, owner: str
+) -> None:
     frame.loc[idx, "rule"] = rule.name
     frame.loc[idx, "action"] = rule.action
     frame.loc[idx, "channel"] = rule.channel
@@ -108,7 +110,12 @@ def assign_actions(scored: pd.DataFrame, params: ScoreParams) -> pd.DataFrame:
         idx = out.index[chosen == rule.name]
         if len(idx):
             _apply(out, idx, rule, rule.owner)
-    out.loc[out["expected_net_benefit"] <= 0, ["rule", "action", "channel", "owner"]] = [NO_ACTION, "", "", ""]
+    out.loc[out["expected_net_benefit"] <= 0, ["rule", "action", "channel", "owner"]] = [
+        NO_ACTION,
+        "",
+        "",
+        "",
+    ]
     out.loc[out["rule"] == NO_ACTION, ["action_cost", "save_rate", "expected_net_benefit"]] = 0.0
 
     # capacity: each manager keeps the best `capacity` manual actions; the rest overflow

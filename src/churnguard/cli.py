@@ -215,9 +215,7 @@ def train(
     if not no_mlflow:
         from churnguard import registry
 
-        run_id = _run(
-            registry.log_training_run, p.train, summary, Path(p.ingest.source.path).name
-        )
+        run_id = _run(registry.log_training_run, p.train, summary, Path(p.ingest.source.path).name)
         log.info("MLflow run %s logged (experiment %s)", run_id, p.train.experiment_name)
 
 
@@ -229,7 +227,10 @@ def evaluate(
     ] = False,
     dvc_plots: Annotated[
         bool,
-        typer.Option("--dvc-plots", help="Print the plots: block for dvc.yaml (from the plot specs) and exit."),
+        typer.Option(
+            "--dvc-plots",
+            help="Print the plots: block for dvc.yaml (from the plot specs) and exit.",
+        ),
     ] = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -249,13 +250,18 @@ def evaluate(
     log.info(
         "evaluate (test cutoff %s): model ROC-AUC %s, PR-AUC %s, Brier %s",
         metrics["test_cutoff"],
-        *(f"{model[k]:.4f}" if model.get(k) is not None else "n/a" for k in ("roc_auc", "pr_auc", "brier")),
+        *(
+            f"{model[k]:.4f}" if model.get(k) is not None else "n/a"
+            for k in ("roc_auc", "pr_auc", "brier")
+        ),
     )
     if not no_mlflow:
         from churnguard import registry
 
         decision = _run(registry.gate_and_register, p.train, p.evaluate, metrics)
-        verdict = "[green]promoted to champion[/]" if decision.promote else "[yellow]not promoted[/]"
+        verdict = (
+            "[green]promoted to champion[/]" if decision.promote else "[yellow]not promoted[/]"
+        )
         err_console.print(f"registry gate: {verdict}", highlight=False)
         for reason in decision.reasons:
             err_console.print(f"  - {reason}", highlight=False, markup=False)
@@ -266,20 +272,29 @@ def score(
     params: ParamsOpt = Path("params.yaml"),
     as_of: Annotated[
         str | None,
-        typer.Option(help="Score as of this date (YYYY-MM-DD); default score.as_of, else the last transaction date."),
+        typer.Option(
+            help="Score as of this date (YYYY-MM-DD); default score.as_of, else the last transaction date."
+        ),
     ] = None,
     model: Annotated[
         str | None,
-        typer.Option(help="Model folder (e.g. models/) or models:/ URI; default models:/<name>@champion."),
+        typer.Option(
+            help="Model folder (e.g. models/) or models:/ URI; default models:/<name>@champion."
+        ),
     ] = None,
     transactions: Annotated[
-        Path | None, typer.Option(help="Canonical transactions Parquet; default score.transactions.")
+        Path | None,
+        typer.Option(help="Canonical transactions Parquet; default score.transactions."),
     ] = None,
     output_dir: Annotated[
         Path | None, typer.Option(help="Write here instead of <score.output_root>/<as_of>/.")
     ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Rewrite even when inputs are unchanged.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Rewrite even when inputs are unchanged.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a JSON summary on stdout.")
+    ] = False,
     engine: EngineOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
@@ -328,7 +343,8 @@ def report_crr(
     params: ParamsOpt = Path("params.yaml"),
     period: Annotated[str, typer.Option(help="month | quarter | year")] = "month",
     transactions: Annotated[
-        Path | None, typer.Option(help="Canonical transactions Parquet; default score.transactions.")
+        Path | None,
+        typer.Option(help="Canonical transactions Parquet; default score.transactions."),
     ] = None,
     output: Annotated[Path | None, typer.Option(help="Also write the table as CSV here.")] = None,
     quiet: QuietOpt = False,
@@ -343,13 +359,28 @@ def report_crr(
         _fail(ConfigError(f"--period must be month, quarter or year, not {period!r}"))
     tx = transactions or Path(p.score.transactions)
     table = _run(crr.run_crr, tx, period, p.report, p.engine, output)  # type: ignore[arg-type]
-    out = Table(title=f"Customer retention rate per {period}", caption=table.attrs.get("definition", ""))
-    for col in ("period", "customers_start", "new_customers", "lost_customers", "customers_end", "crr_pct", "churn_rate_pct"):
+    out = Table(
+        title=f"Customer retention rate per {period}", caption=table.attrs.get("definition", "")
+    )
+    for col in (
+        "period",
+        "customers_start",
+        "new_customers",
+        "lost_customers",
+        "customers_end",
+        "crr_pct",
+        "churn_rate_pct",
+    ):
         out.add_column(col, justify="right")
     for row in table.itertuples():
         out.add_row(
-            str(row.period), f"{row.customers_start:,}", f"{row.new_customers + row.reactivated_customers:,}",
-            f"{row.lost_customers:,}", f"{row.customers_end:,}", f"{row.crr_pct:.2f}", f"{row.churn_rate_pct:.2f}",
+            str(row.period),
+            f"{row.customers_start:,}",
+            f"{row.new_customers + row.reactivated_customers:,}",
+            f"{row.lost_customers:,}",
+            f"{row.customers_end:,}",
+            f"{row.crr_pct:.2f}",
+            f"{row.churn_rate_pct:.2f}",
         )
     Console().print(out)
 

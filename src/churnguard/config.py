@@ -153,7 +153,10 @@ class SourceParams(_Section):
 
     @model_validator(mode="after")
     def _separators_differ(self) -> SourceParams:
-        if self.thousands_separator is not None and self.thousands_separator == self.decimal_separator:
+        if (
+            self.thousands_separator is not None
+            and self.thousands_separator == self.decimal_separator
+        ):
             raise ValueError("thousands_separator and decimal_separator must differ")
         return self
 
@@ -209,7 +212,9 @@ class EvaluateParams(_Section):
     """Metrics, slices and plots on the test cutoff (model and baselines side by side)."""
 
     model_dir: str = "models"
-    list_sizes: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [50, 100, 250, 500])
+    list_sizes: list[Annotated[int, Field(ge=1)]] = Field(
+        default_factory=lambda: [50, 100, 250, 500]
+    )
     contact_cost: Annotated[float, Field(ge=0)] = 10.0
     save_rate: Annotated[float, Field(ge=0, le=1)] = 0.25
     value_horizon_days: Annotated[int, Field(ge=1)] = 365
@@ -371,7 +376,9 @@ def parse_params(
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: top level must be a mapping of sections, got {type(data).__name__}")
+        raise ConfigError(
+            f"{source}: top level must be a mapping of sections, got {type(data).__name__}"
+        )
     if require and not data:
         raise ConfigError(
             f"{source}: the file is empty; it needs the section(s) {', '.join(require)} "

@@ -22,10 +22,23 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "rhythm": ("gap_mean_days", "gap_std_days"),
     "spend_trend": ("spend_trend_90d", "spend_90d", "spend_prev_90d", "spend_30d"),
     "order_trend": ("orders_trend_90d", "orders_90d", "orders_prev_90d", "orders_30d"),
-    "frequency": ("purchase_days", "orders", "f_score", "one_time_buyer", "orders_180d", "orders_365d"),
+    "frequency": (
+        "purchase_days",
+        "orders",
+        "f_score",
+        "one_time_buyer",
+        "orders_180d",
+        "orders_365d",
+    ),
     "value": (
-        "monetary_total", "m_score", "rfm_score", "avg_order_value", "max_order_value",
-        "last_day_spend", "spend_180d", "spend_365d",
+        "monetary_total",
+        "m_score",
+        "rfm_score",
+        "avg_order_value",
+        "max_order_value",
+        "last_day_spend",
+        "spend_180d",
+        "spend_365d",
     ),
     "tenure": ("tenure_days",),
     "returns": ("returned_share",),
@@ -71,7 +84,9 @@ def _change(now: float, before: float, what: str) -> str:
     if before > 0:
         pct = (now - before) / before * 100
         direction = "down" if pct < 0 else "up"
-        return f"{what.capitalize()} in the last 90 days {direction} {abs(pct):.0f}% on the 90 before"
+        return (
+            f"{what.capitalize()} in the last 90 days {direction} {abs(pct):.0f}% on the 90 before"
+        )
     if now <= 0:
         return f"No {what} in the last 180 days"
     return f"{what.capitalize()} only started in the last 90 days"
@@ -126,9 +141,19 @@ PHRASES: dict[str, Callable[[Row], str]] = {
 
 # the snapshot columns the phrases read
 PHRASE_COLUMNS = (
-    "recency_days", "gap_mean_days", "gap_std_days", "spend_90d", "spend_prev_90d",
-    "orders_90d", "orders_prev_90d", "purchase_days", "tenure_days", "monetary_total",
-    "avg_order_value", "returned_share", "distinct_products",
+    "recency_days",
+    "gap_mean_days",
+    "gap_std_days",
+    "spend_90d",
+    "spend_prev_90d",
+    "orders_90d",
+    "orders_prev_90d",
+    "purchase_days",
+    "tenure_days",
+    "monetary_total",
+    "avg_order_value",
+    "returned_share",
+    "distinct_products",
 )
 
 
@@ -151,7 +176,9 @@ def top_reasons(contrib: pd.DataFrame, snapshot: pd.DataFrame, k: int = 3) -> pd
     phrases = [PHRASES[g] for g in names]
     rows = snapshot.loc[grouped.index, [c for c in PHRASE_COLUMNS if c in snapshot.columns]]
     texts = []
-    for row, ranked, pos in zip(rows.itertuples(index=False), order.tolist(), positive.tolist(), strict=True):
+    for row, ranked, pos in zip(
+        rows.itertuples(index=False), order.tolist(), positive.tolist(), strict=True
+    ):
         said: list[str] = []
         for j, g in enumerate(ranked):
             if not pos[j]:

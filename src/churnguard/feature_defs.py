@@ -41,9 +41,15 @@ class Column:
 # The feature dictionary. Order and names must match sql/features.sql (a test checks it);
 # docs/features.md is generated from this list by `churnguard features --describe`.
 COLUMNS: tuple[Column, ...] = (
-    Column("cutoff_date", "key", "Snapshot date; only transactions dated on or before it are seen."),
+    Column(
+        "cutoff_date", "key", "Snapshot date; only transactions dated on or before it are seen."
+    ),
     Column("customer_id", "key", "Customer identifier, as in the source (string)."),
-    Column("account_manager", "attribute", "Account manager on the customer's latest line up to the cutoff."),
+    Column(
+        "account_manager",
+        "attribute",
+        "Account manager on the customer's latest line up to the cutoff.",
+    ),
     Column("customer_name", "attribute", "Customer name on the latest line up to the cutoff."),
     Column("region", "attribute", "Region on the latest line up to the cutoff."),
     Column("first_purchase_date", "info", "Date of the first purchase."),
@@ -56,26 +62,74 @@ COLUMNS: tuple[Column, ...] = (
     Column("avg_order_value", "feature", "Gross purchase value divided by orders."),
     Column("max_order_value", "feature", "Largest single order value."),
     Column("last_day_spend", "feature", "Gross purchase value on the last purchase day."),
-    Column("gap_mean_days", "feature", "Mean days between consecutive purchase days (empty for one-time buyers)."),
-    Column("gap_std_days", "feature", "Standard deviation of those gaps (needs three purchase days)."),
+    Column(
+        "gap_mean_days",
+        "feature",
+        "Mean days between consecutive purchase days (empty for one-time buyers).",
+    ),
+    Column(
+        "gap_std_days", "feature", "Standard deviation of those gaps (needs three purchase days)."
+    ),
     Column("gap_last_days", "feature", "Gap between the last two purchase days."),
-    Column("recency_to_gap", "feature", "recency_days / gap_mean_days: how overdue the customer is against their own rhythm."),
-    *(Column(f"orders_{w}d", "feature", f"Orders in the {w} days up to the cutoff.") for w in WINDOWS_DAYS),
+    Column(
+        "recency_to_gap",
+        "feature",
+        "recency_days / gap_mean_days: how overdue the customer is against their own rhythm.",
+    ),
+    *(
+        Column(f"orders_{w}d", "feature", f"Orders in the {w} days up to the cutoff.")
+        for w in WINDOWS_DAYS
+    ),
     Column("orders_prev_90d", "feature", "Orders in the 90 days before the last 90."),
-    *(Column(f"spend_{w}d", "feature", f"Net spend in the {w} days up to the cutoff.") for w in WINDOWS_DAYS),
+    *(
+        Column(f"spend_{w}d", "feature", f"Net spend in the {w} days up to the cutoff.")
+        for w in WINDOWS_DAYS
+    ),
     Column("spend_prev_90d", "feature", "Net spend in the 90 days before the last 90."),
-    Column("orders_trend_90d", "feature", "(orders_90d − orders_prev_90d) / (orders_90d + orders_prev_90d), in [−1, 1]."),
-    Column("spend_trend_90d", "feature", "(spend_90d − spend_prev_90d) / (|spend_90d| + |spend_prev_90d|), in [−1, 1]."),
+    Column(
+        "orders_trend_90d",
+        "feature",
+        "(orders_90d − orders_prev_90d) / (orders_90d + orders_prev_90d), in [−1, 1].",
+    ),
+    Column(
+        "spend_trend_90d",
+        "feature",
+        "(spend_90d − spend_prev_90d) / (|spend_90d| + |spend_prev_90d|), in [−1, 1].",
+    ),
     Column("returned_share", "feature", "Returned value / gross purchase value."),
-    Column("distinct_products", "feature", "Distinct product ids bought (0 when the data has no product column)."),
+    Column(
+        "distinct_products",
+        "feature",
+        "Distinct product ids bought (0 when the data has no product column).",
+    ),
     Column("one_time_buyer", "feature", "1 when the customer has exactly one purchase day."),
-    Column("r_score", "feature", "Recency quintile within the cutoff, 5 = most recent (ties share a score)."),
-    Column("f_score", "feature", "Frequency (purchase days) quintile within the cutoff, 5 = most frequent."),
+    Column(
+        "r_score",
+        "feature",
+        "Recency quintile within the cutoff, 5 = most recent (ties share a score).",
+    ),
+    Column(
+        "f_score",
+        "feature",
+        "Frequency (purchase days) quintile within the cutoff, 5 = most frequent.",
+    ),
     Column("m_score", "feature", "Monetary (net spend) quintile within the cutoff, 5 = highest."),
     Column("rfm_score", "feature", "r_score + f_score + m_score (3–15)."),
-    Column("rfm_segment", "attribute", "Named RFM segment from r_score and FM = round((f+m)/2); see the map below."),
-    Column("lapsed", "info", "1 when recency_days > features.lost_after_days: win-back, excluded from training rows."),
-    Column("churned", "label", "1 when no purchase day falls in (cutoff, cutoff + horizon_days]; empty in the scoring snapshot."),
+    Column(
+        "rfm_segment",
+        "attribute",
+        "Named RFM segment from r_score and FM = round((f+m)/2); see the map below.",
+    ),
+    Column(
+        "lapsed",
+        "info",
+        "1 when recency_days > features.lost_after_days: win-back, excluded from training rows.",
+    ),
+    Column(
+        "churned",
+        "label",
+        "1 when no purchase day falls in (cutoff, cutoff + horizon_days]; empty in the scoring snapshot.",
+    ),
 )
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
 MODEL_FEATURES: tuple[str, ...] = tuple(c.name for c in COLUMNS if c.role == "feature")
@@ -147,7 +201,11 @@ def plan_cutoffs(
     cutoffs = [last - i * step for i in range(params.n_cutoffs)][::-1]
     if cutoffs[0] <= data_min:
         span = (as_of - data_min).days
-        fit = max(0, (last - data_min).days - 1) // params.cutoff_step_days + 1 if last > data_min else 0
+        fit = (
+            max(0, (last - data_min).days - 1) // params.cutoff_step_days + 1
+            if last > data_min
+            else 0
+        )
         hint = (
             f"with horizon_days={params.horizon_days} and cutoff_step_days={params.cutoff_step_days} "
             f"at most {fit} cutoff(s) fit (set features.n_cutoffs ≤ {fit})"
@@ -192,7 +250,9 @@ def run_summary(
     ``per_cutoff`` rows: (cutoff_date, customers, churned, lapsed, churn rate among active).
     """
     if n_cur == 0:
-        raise DataError(f"empty population at as-of {as_of}: no customer has a purchase on or before it")
+        raise DataError(
+            f"empty population at as-of {as_of}: no customer has a purchase on or before it"
+        )
     empty = [str(row[0]) for row in per_cutoff if row[1] == 0]
     if len(per_cutoff) < n_cutoffs or empty:
         raise DataError(f"empty population at cutoff(s) {empty or 'some'}; move features.n_cutoffs")

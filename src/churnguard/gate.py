@@ -30,7 +30,9 @@ def gate_decision(
     for metric in GATE_METRICS:
         mine = model.get(metric)
         if mine is None:
-            return GateDecision(False, [f"{metric} is undefined on the test cutoff (a single class)"])
+            return GateDecision(
+                False, [f"{metric} is undefined on the test cutoff (a single class)"]
+            )
         for name, scores in sorted(baselines.items()):
             theirs = scores.get(metric)
             if theirs is None:

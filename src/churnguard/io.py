@@ -120,12 +120,16 @@ def _open_lock_file(lock_path: Path) -> int:
         fd = os.open(lock_path, flags, 0o666 & ~current_umask())
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise RefusedTargetError(f"{lock_path}: the lock file is a symbolic link; {hint}") from None
+            raise RefusedTargetError(
+                f"{lock_path}: the lock file is a symbolic link; {hint}"
+            ) from None
         raise
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
         os.close(fd)
-        kind = "not a regular file" if not stat.S_ISREG(st.st_mode) else "a hard link to another file"
+        kind = (
+            "not a regular file" if not stat.S_ISREG(st.st_mode) else "a hard link to another file"
+        )
         raise RefusedTargetError(f"{lock_path}: the lock file is {kind}; {hint}")
     return fd
 
@@ -323,7 +327,9 @@ def restore_interrupted_swap(folder: str | Path, manifest_name: str = "manifest.
     return False
 
 
-def replace_dir(staging: str | Path, final: str | Path, manifest_name: str = "manifest.json") -> list[str]:
+def replace_dir(
+    staging: str | Path, final: str | Path, manifest_name: str = "manifest.json"
+) -> list[str]:
     """Swap a fully written ``staging`` folder into ``final``.
 
     Every file in ``staging`` is fsynced first. ``final`` (checked with
@@ -367,7 +373,9 @@ def new_staging_dir(final: Path) -> Path:
     return staging
 
 
-def remove_stale_staging(root: Path, current: Path, manifest_name: str = "manifest.json") -> list[Path]:
+def remove_stale_staging(
+    root: Path, current: Path, manifest_name: str = "manifest.json"
+) -> list[Path]:
     """Remove staging folders that killed runs left in ``root`` (any date): only folders
     churnguard marked, and only when no live run holds that folder's lock. ``current`` is the
     folder whose lock the caller already holds."""
@@ -377,7 +385,9 @@ def remove_stale_staging(root: Path, current: Path, manifest_name: str = "manife
     for staging in sorted(root.glob(".*.staging-*")):
         if staging.is_symlink() or not staging.is_dir():
             continue
-        marked = (staging / STAGING_MARKER).is_file() or read_manifest(staging, manifest_name) is not None
+        marked = (staging / STAGING_MARKER).is_file() or read_manifest(
+            staging, manifest_name
+        ) is not None
         if not marked:
             continue
         target = root / staging.name[1:].rsplit(".staging-", 1)[0]

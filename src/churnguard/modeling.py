@@ -64,14 +64,22 @@ class Calibrator:
             return 1.0 / (1.0 + np.exp(-(self.a * _logit(raw) + self.b)))
         if self.kind == "identity":
             return np.clip(raw, 0.0, 1.0)
-        raise ModelError(f"unknown calibrator kind {self.kind!r} (expected one of {CALIBRATOR_KINDS}); {RETRAIN_HINT}")
+        raise ModelError(
+            f"unknown calibrator kind {self.kind!r} (expected one of {CALIBRATOR_KINDS}); {RETRAIN_HINT}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "x": list(self.x), "y": list(self.y), "a": self.a, "b": self.b}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Calibrator:
-        return cls(d["kind"], tuple(d.get("x", ())), tuple(d.get("y", ())), d.get("a", 1.0), d.get("b", 0.0))
+        return cls(
+            d["kind"],
+            tuple(d.get("x", ())),
+            tuple(d.get("y", ())),
+            d.get("a", 1.0),
+            d.get("b", 0.0),
+        )
 
 
 def _fit_one(kind: str, raw: np.ndarray, y: np.ndarray) -> Calibrator:
@@ -83,7 +91,9 @@ def _fit_one(kind: str, raw: np.ndarray, y: np.ndarray) -> Calibrator:
             tuple(round(float(v), 10) for v in iso.y_thresholds_),
         )
     lr = LogisticRegression(C=1e6, max_iter=1000).fit(_logit(raw).reshape(-1, 1), y)
-    return Calibrator("sigmoid", a=round(float(lr.coef_[0, 0]), 10), b=round(float(lr.intercept_[0]), 10))
+    return Calibrator(
+        "sigmoid", a=round(float(lr.coef_[0, 0]), 10), b=round(float(lr.intercept_[0]), 10)
+    )
 
 
 def _brier(p: np.ndarray, y: np.ndarray) -> float:
@@ -132,13 +142,23 @@ _THRESHOLD = re.compile(rf"{_FLOAT.pattern}|[+-]?inf")
 _PARAM_LINE = re.compile(r"\[[A-Za-z0-9_]+: [^\n]*\]")
 # tree field → (values beyond num_leaves - 1: 0 per split, 1 per leaf; pattern of one value)
 _TREE_ARRAYS: dict[str, tuple[int, re.Pattern[str]]] = {
-    "split_feature": (0, _INT), "split_gain": (0, _FLOAT), "threshold": (0, _THRESHOLD),
-    "decision_type": (0, _INT), "left_child": (0, _INT), "right_child": (0, _INT),
-    "internal_value": (0, _FLOAT), "internal_weight": (0, _FLOAT), "internal_count": (0, _COUNT),
-    "leaf_value": (1, _FLOAT), "leaf_weight": (1, _FLOAT), "leaf_count": (1, _COUNT),
+    "split_feature": (0, _INT),
+    "split_gain": (0, _FLOAT),
+    "threshold": (0, _THRESHOLD),
+    "decision_type": (0, _INT),
+    "left_child": (0, _INT),
+    "right_child": (0, _INT),
+    "internal_value": (0, _FLOAT),
+    "internal_weight": (0, _FLOAT),
+    "internal_count": (0, _COUNT),
+    "leaf_value": (1, _FLOAT),
+    "leaf_weight": (1, _FLOAT),
+    "leaf_count": (1, _COUNT),
 }
 _TREE_KEYS = frozenset({*_TREE_ARRAYS, "num_leaves", "num_cat", "is_linear", "shrinkage"})
-_DECISION_TYPES = frozenset({0, 2, 4, 6, 8, 10})  # numerical split; default-left bit; missing none/zero/NaN
+_DECISION_TYPES = frozenset(
+    {0, 2, 4, 6, 8, 10}
+)  # numerical split; default-left bit; missing none/zero/NaN
 _VERIFIED_BOOSTERS: set[str] = set()  # sha256 of booster texts already verified in this process
 
 # Runs in a child with ctypes only (no `import lightgbm`, which costs ~1.4 s): load, read the
@@ -228,7 +248,9 @@ def _calibrator_from_json(d: Any, path: Path) -> Calibrator:
             raise _broken(path, 'isotonic "x" and "y" must be non-empty lists of the same length')
         if not all(_is_number(v) for v in [*x, *y]):
             raise _broken(path, 'isotonic "x" and "y" must hold finite numbers only')
-        if any(b < a for a, b in itertools.pairwise(x)) or any(b < a for a, b in itertools.pairwise(y)):
+        if any(b < a for a, b in itertools.pairwise(x)) or any(
+            b < a for a, b in itertools.pairwise(y)
+        ):
             raise _broken(path, 'isotonic "x" and "y" must be non-decreasing')
         if not all(0.0 <= v <= 1.0 for v in y):
             raise _broken(path, 'isotonic "y" must be probabilities in [0, 1]')
@@ -278,7 +300,9 @@ def _tree_problem(block: str, i: int, n_features: int) -> str | None:
         if not sep or "=" in value or key not in _TREE_KEYS or key in fields:
             return f"Tree={i} has an unexpected line {line[:40]!r}"
         fields[key] = value
-    if absent := sorted(_TREE_KEYS - set(fields)):  # LightGBM v4 writes every field, even for stumps
+    if absent := sorted(
+        _TREE_KEYS - set(fields)
+    ):  # LightGBM v4 writes every field, even for stumps
         return f"Tree={i} lacks {', '.join(absent)}"
     n = int(fields["num_leaves"]) if _COUNT.fullmatch(fields["num_leaves"]) else 0
     if n < 1:
@@ -291,11 +315,16 @@ def _tree_problem(block: str, i: int, n_features: int) -> str | None:
         if len(tokens) != n - 1 + extra or not all(pattern.fullmatch(t) for t in tokens):
             return f"Tree={i}: {key} must hold {n - 1 + extra} numbers for {n} leaves"
     values = [fields["shrinkage"], *fields["leaf_value"].split(" ")]
-    if not _FLOAT.fullmatch(fields["shrinkage"]) or not all(math.isfinite(float(v)) for v in values):
+    if not _FLOAT.fullmatch(fields["shrinkage"]) or not all(
+        math.isfinite(float(v)) for v in values
+    ):
         return f"Tree={i} has a non-finite leaf_value or shrinkage"
     if n == 1:
         return None
-    ints = {k: [int(t) for t in fields[k].split(" ")] for k in ("split_feature", "decision_type", "left_child", "right_child")}
+    ints = {
+        k: [int(t) for t in fields[k].split(" ")]
+        for k in ("split_feature", "decision_type", "left_child", "right_child")
+    }
     if not all(0 <= f < n_features for f in ints["split_feature"]):
         return f"Tree={i}: split_feature points outside the {n_features} features"
     if not set(ints["decision_type"]) <= _DECISION_TYPES:
@@ -337,21 +366,41 @@ def _check_booster_text(data: bytes, path: Path) -> None:
         if line and (key in header or ("=" in value and key != "feature_names")):
             raise bad(f"malformed header line {line[:60]!r}")
         header[key] = value
-    if absent := [k for k in ("version", "num_class", "num_tree_per_iteration", "label_index",
-                              "max_feature_idx", "objective", "feature_names", "feature_infos",
-                              "tree_sizes") if k not in header]:
+    if absent := [
+        k
+        for k in (
+            "version",
+            "num_class",
+            "num_tree_per_iteration",
+            "label_index",
+            "max_feature_idx",
+            "objective",
+            "feature_names",
+            "feature_infos",
+            "tree_sizes",
+        )
+        if k not in header
+    ]:
         raise bad(f"the header lacks {', '.join(absent)} (truncated?)")
     if not re.fullmatch(r"v\d+", header["version"]) or not _COUNT.fullmatch(header["label_index"]):
         raise bad("the header's version or label_index is malformed")
     binary = header["objective"].startswith("binary")
     if header["num_class"] != "1" or header["num_tree_per_iteration"] != "1" or not binary:
-        raise bad("it is not a binary classifier (num_class=1, num_tree_per_iteration=1, objective=binary)")
+        raise bad(
+            "it is not a binary classifier (num_class=1, num_tree_per_iteration=1, objective=binary)"
+        )
     if not _COUNT.fullmatch(header["max_feature_idx"]):
         raise bad("the header's max_feature_idx is not a number")
     n_features = int(header["max_feature_idx"]) + 1
     names = header["feature_names"].split(" ")
-    if len(names) != n_features or not all(names) or len(header["feature_infos"].split(" ")) != n_features:
-        raise bad(f"max_feature_idx says {n_features} features, feature_names/feature_infos disagree")
+    if (
+        len(names) != n_features
+        or not all(names)
+        or len(header["feature_infos"].split(" ")) != n_features
+    ):
+        raise bad(
+            f"max_feature_idx says {n_features} features, feature_names/feature_infos disagree"
+        )
     sizes = header["tree_sizes"].split(" ")
     if not all(re.fullmatch(r"[1-9]\d*", s) for s in sizes):
         raise bad("tree_sizes is not a list of byte counts")
@@ -396,16 +445,28 @@ def _check_booster_native(data: bytes, path: Path) -> None:
             check=False,
         )
     except subprocess.TimeoutExpired:
-        raise _broken(path, f"LightGBM did not finish reading it in {BOOSTER_CHECK_TIMEOUT_S:.0f} s") from None
+        raise _broken(
+            path, f"LightGBM did not finish reading it in {BOOSTER_CHECK_TIMEOUT_S:.0f} s"
+        ) from None
     except OSError as exc:
-        raise ModelError(f"{path}: cannot start a child process to check the booster safely ({exc})") from None
+        raise ModelError(
+            f"{path}: cannot start a child process to check the booster safely ({exc})"
+        ) from None
     if proc.returncode == 0 and b"churnguard-booster-ok" in proc.stdout:
         return
     try:
-        how = f"killed by {signal.Signals(-proc.returncode).name}" if proc.returncode < 0 else f"exit {proc.returncode}"
+        how = (
+            f"killed by {signal.Signals(-proc.returncode).name}"
+            if proc.returncode < 0
+            else f"exit {proc.returncode}"
+        )
     except ValueError:
         how = f"exit {proc.returncode}"
-    said = [ln for ln in proc.stderr.decode("utf-8", "replace").splitlines() if "Fatal" in ln or "error" in ln]
+    said = [
+        ln
+        for ln in proc.stderr.decode("utf-8", "replace").splitlines()
+        if "Fatal" in ln or "error" in ln
+    ]
     detail = f"{said[-1].strip()[:200]}; " if said else ""
     raise _broken(path, f"LightGBM cannot read it ({detail}{how} in a checking child process)")
 
@@ -434,7 +495,11 @@ def _load_booster(path: Path) -> lgb.Booster:
 def _differences(a: list[str], b: list[str]) -> str:
     only_a, only_b = [x for x in a if x not in b], [x for x in b if x not in a]
     if not only_a and not only_b:
-        return f"the same {len(a)} names in a different order" if len(a) == len(b) else "duplicate names"
+        return (
+            f"the same {len(a)} names in a different order"
+            if len(a) == len(b)
+            else "duplicate names"
+        )
     return f"only in booster.txt: {only_a}, only in features.json: {only_b}"
 
 
@@ -471,9 +536,14 @@ class ChurnModel:
             raise ModelError(f"the scoring data has the feature column(s) {twice} more than once")
         wrong = []
         for name in self.features:
-            got, trained = _dtype_class(frame[name].dtype), _dtype_class(self.dtypes.get(name, "float64"))
+            got, trained = (
+                _dtype_class(frame[name].dtype),
+                _dtype_class(self.dtypes.get(name, "float64")),
+            )
             if got is None or (trained == "bool" and got != "bool"):
-                wrong.append(f"{name} is {frame[name].dtype} (trained as {self.dtypes.get(name, 'float64')})")
+                wrong.append(
+                    f"{name} is {frame[name].dtype} (trained as {self.dtypes.get(name, 'float64')})"
+                )
         if wrong:
             raise ModelError(
                 f"feature type mismatch: {'; '.join(wrong)}. The model ({self._file(FEATURES_FILE)}) reads "
@@ -539,8 +609,12 @@ class ChurnModel:
                 f"{folder}: not a churnguard model folder (missing {missing}); run `churnguard train` "
                 "(`dvc repro train`) or pass another --model"
             )
-        features, dtypes = _features_from_json(_read_json(folder / FEATURES_FILE), folder / FEATURES_FILE)
-        calibrator = _calibrator_from_json(_read_json(folder / CALIBRATOR_FILE), folder / CALIBRATOR_FILE)
+        features, dtypes = _features_from_json(
+            _read_json(folder / FEATURES_FILE), folder / FEATURES_FILE
+        )
+        calibrator = _calibrator_from_json(
+            _read_json(folder / CALIBRATOR_FILE), folder / CALIBRATOR_FILE
+        )
         meta_path = folder / METADATA_FILE
         meta = _metadata_from_json(_read_json(meta_path), meta_path) if meta_path.exists() else {}
         booster = _load_booster(folder / BOOSTER_FILE)

@@ -30,7 +30,11 @@ def _model_md5(model_dir: str | Path) -> str:
 
 def _test_rows(features_dir: str | Path, test_cutoff: str) -> pd.DataFrame:
     frame = pd.read_parquet(Path(features_dir) / SNAPSHOTS_FILE)
-    keep = (frame["cutoff_date"].astype(str) == test_cutoff) & (frame["lapsed"] == 0) & frame["churned"].notna()
+    keep = (
+        (frame["cutoff_date"].astype(str) == test_cutoff)
+        & (frame["lapsed"] == 0)
+        & frame["churned"].notna()
+    )
     return frame[keep].reset_index(drop=True)
 
 
@@ -58,7 +62,9 @@ def log_training_run(p: TrainParams, summary: dict[str, Any], dataset: str = "")
         },
         "calibration": summary["calibration"],
     }
-    with tracking.training_run(p.experiment_name, run_name=f"train-{summary['test_cutoff']}") as run:
+    with tracking.training_run(
+        p.experiment_name, run_name=f"train-{summary['test_cutoff']}"
+    ) as run:
         model_uri = tracking.log_training(p.model_dir, params, summary, example, tags)
         mlflow.set_tag("churnguard.model_uri", model_uri)
         return str(run.info.run_id)
@@ -76,9 +82,14 @@ def _champion_metrics(p: TrainParams, test: pd.DataFrame) -> tuple[dict[str, flo
     try:
         p_champ = np.asarray(model.predict(test[columns]), dtype=float).ravel()
     except Exception as exc:  # the champion's own input checks, e.g. a changed feature list
-        return None, f"champion v{version} cannot score the test rows ({type(exc).__name__}); compared with baselines only"
+        return (
+            None,
+            f"champion v{version} cannot score the test rows ({type(exc).__name__}); compared with baselines only",
+        )
     metrics = binary_metrics(test["churned"].to_numpy(dtype=int), p_champ)
-    return {k: float(metrics[k]) for k in ("roc_auc", "pr_auc")}, f"champion v{version} re-scored on the same test rows"
+    return {
+        k: float(metrics[k]) for k in ("roc_auc", "pr_auc")
+    }, f"champion v{version} re-scored on the same test rows"
 
 
 def gate_and_register(p: TrainParams, ev: EvaluateParams, metrics: dict[str, Any]) -> GateDecision:

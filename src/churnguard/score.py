@@ -68,26 +68,76 @@ MANAGER_DIR = "by_manager"
 OWNER_LABEL = {"account_manager": "account manager", "automated": "automated", "": ""}
 
 RISK_LIST_COLUMNS = [
-    "customer_id", "customer_name", "account_manager", "region", "rank", "churn_risk_pct",
-    "risk_band", "value_if_retained", "value_at_risk", "value_tier", "rfm_segment", "lapsed",
-    "recommended_action", "owner", "channel", "action_cost", "save_rate",
-    "expected_net_benefit", "reasons", "last_purchase_date", "recency_days", "usual_gap_days",
-    "expected_next_order_date", "change", "p_churn",
+    "customer_id",
+    "customer_name",
+    "account_manager",
+    "region",
+    "rank",
+    "churn_risk_pct",
+    "risk_band",
+    "value_if_retained",
+    "value_at_risk",
+    "value_tier",
+    "rfm_segment",
+    "lapsed",
+    "recommended_action",
+    "owner",
+    "channel",
+    "action_cost",
+    "save_rate",
+    "expected_net_benefit",
+    "reasons",
+    "last_purchase_date",
+    "recency_days",
+    "usual_gap_days",
+    "expected_next_order_date",
+    "change",
+    "p_churn",
 ]
 # how risk_list.csv is read back (the previous list): the same columns and types it was written with
 RISK_LIST_SCHEMA: dict[str, str] = {
-    "customer_id": "str", "customer_name": "str", "account_manager": "str", "region": "str",
-    "rank": "int", "churn_risk_pct": "float", "risk_band": "str", "value_if_retained": "float",
-    "value_at_risk": "float", "value_tier": "str", "rfm_segment": "str", "lapsed": "int",
-    "recommended_action": "str", "owner": "str", "channel": "str", "action_cost": "float",
-    "save_rate": "float", "expected_net_benefit": "float", "reasons": "str",
-    "last_purchase_date": "str", "recency_days": "int", "usual_gap_days": "Int64",
-    "expected_next_order_date": "str", "change": "str", "p_churn": "float",
+    "customer_id": "str",
+    "customer_name": "str",
+    "account_manager": "str",
+    "region": "str",
+    "rank": "int",
+    "churn_risk_pct": "float",
+    "risk_band": "str",
+    "value_if_retained": "float",
+    "value_at_risk": "float",
+    "value_tier": "str",
+    "rfm_segment": "str",
+    "lapsed": "int",
+    "recommended_action": "str",
+    "owner": "str",
+    "channel": "str",
+    "action_cost": "float",
+    "save_rate": "float",
+    "expected_net_benefit": "float",
+    "reasons": "str",
+    "last_purchase_date": "str",
+    "recency_days": "int",
+    "usual_gap_days": "Int64",
+    "expected_next_order_date": "str",
+    "change": "str",
+    "p_churn": "float",
 }
 MANAGER_COLUMNS = [
-    "rank", "customer_id", "customer_name", "churn_risk_pct", "risk_band", "value_at_risk",
-    "expected_net_benefit", "recommended_action", "owner", "channel", "reasons",
-    "last_purchase_date", "usual_gap_days", "expected_next_order_date", "change",
+    "rank",
+    "customer_id",
+    "customer_name",
+    "churn_risk_pct",
+    "risk_band",
+    "value_at_risk",
+    "expected_net_benefit",
+    "recommended_action",
+    "owner",
+    "channel",
+    "reasons",
+    "last_purchase_date",
+    "usual_gap_days",
+    "expected_next_order_date",
+    "change",
 ]
 
 
@@ -154,7 +204,9 @@ def score_frame(
     scored["explained"] = False
     if len(explained) and sp.explain_top:
         contrib = model.contributions(scored.loc[explained])
-        scored.loc[explained, "reasons"] = top_reasons(contrib, scored.loc[explained], sp.explain_top)
+        scored.loc[explained, "reasons"] = top_reasons(
+            contrib, scored.loc[explained], sp.explain_top
+        )
         scored.loc[explained, "explained"] = True
     return scored
 
@@ -168,13 +220,17 @@ def customers_to_explain(scored: pd.DataFrame, limit: int | None) -> pd.Index:
         return listed.index
     manual = listed.index[listed["owner"] == "account_manager"]
     auto = listed[listed["owner"] != "account_manager"].sort_values(
-        ["expected_net_benefit", "p_churn", "customer_id"], ascending=[False, False, True], kind="stable"
+        ["expected_net_benefit", "p_churn", "customer_id"],
+        ascending=[False, False, True],
+        kind="stable",
     )
     keep = manual.union(auto.index[: max(0, limit - len(manual))])
     return scored.index[scored.index.isin(keep)]
 
 
-def _previous_list(root: Path, as_of: dt.date) -> tuple[dt.date | None, pd.DataFrame | None, str | None]:
+def _previous_list(
+    root: Path, as_of: dt.date
+) -> tuple[dt.date | None, pd.DataFrame | None, str | None]:
     """The latest earlier list under ``root`` (churnguard folders named by date), read with
     the schema it was written with. A malformed old list is reported (third item) and
     ignored: it never stops this week's run."""
@@ -184,7 +240,12 @@ def _previous_list(root: Path, as_of: dt.date) -> tuple[dt.date | None, pd.DataF
             d = dt.date.fromisoformat(child.name)
         except ValueError:
             continue
-        if child.is_symlink() or not child.is_dir() or not d < as_of or (best is not None and d <= best):
+        if (
+            child.is_symlink()
+            or not child.is_dir()
+            or not d < as_of
+            or (best is not None and d <= best)
+        ):
             continue
         if (child / RISK_LIST_FILE).is_file() and read_manifest(child, MANIFEST_FILE) is not None:
             best = d
@@ -230,7 +291,9 @@ def compare_with_previous(
     gone = prev.loc[off, ["customer_name", "account_manager", "last_purchase_date"]].reset_index()
     if not gone.empty:
         now_last = cur["last_purchase_date"].astype(str).reindex(gone["customer_id"]).to_numpy()
-        bought_again = pd.Series(now_last).astype(str) > gone["last_purchase_date"].astype(str).to_numpy()
+        bought_again = (
+            pd.Series(now_last).astype(str) > gone["last_purchase_date"].astype(str).to_numpy()
+        )
         gone["change"] = np.where(bought_again.fillna(False), "recovered", "off list")
         # current manager when still scored, else the previous one
         cur_mgr = cur["account_manager"].reindex(gone["customer_id"]).to_numpy()
@@ -276,7 +339,9 @@ def manager_lists(present: pd.DataFrame, gone: pd.DataFrame) -> dict[str, pd.Dat
     """One short list per manager: their own (manual) actions in rank order, then customers who
     left the list since last time. Automated actions stay in risk_list.csv."""
     lists: dict[str, pd.DataFrame] = {}
-    managers = sorted(set(present["account_manager"]) | set(gone.get("account_manager", pd.Series(dtype=str))))
+    managers = sorted(
+        set(present["account_manager"]) | set(gone.get("account_manager", pd.Series(dtype=str)))
+    )
     for manager in managers:
         mine = present[
             (present["account_manager"] == manager)
@@ -287,7 +352,9 @@ def manager_lists(present: pd.DataFrame, gone: pd.DataFrame) -> dict[str, pd.Dat
         if not gone.empty:
             left = gone[gone["account_manager"] == manager]
             if not left.empty:
-                extra = pd.DataFrame({c: pd.Series([pd.NA] * len(left), dtype=object) for c in MANAGER_COLUMNS})
+                extra = pd.DataFrame(
+                    {c: pd.Series([pd.NA] * len(left), dtype=object) for c in MANAGER_COLUMNS}
+                )
                 extra["customer_id"] = left["customer_id"].to_numpy()
                 extra["customer_name"] = left["customer_name"].to_numpy()
                 extra["last_purchase_date"] = left["last_purchase_date"].astype(str).to_numpy()
@@ -300,7 +367,9 @@ def manager_lists(present: pd.DataFrame, gone: pd.DataFrame) -> dict[str, pd.Dat
     return lists
 
 
-def build_summary(scored: pd.DataFrame, as_of: dt.date, model: LoadedModel, extra: dict[str, Any]) -> dict[str, Any]:
+def build_summary(
+    scored: pd.DataFrame, as_of: dt.date, model: LoadedModel, extra: dict[str, Any]
+) -> dict[str, Any]:
     on = scored[scored["on_list"]]
     per_manager = {
         str(m): {
@@ -324,7 +393,9 @@ def build_summary(scored: pd.DataFrame, as_of: dt.date, model: LoadedModel, extr
         "lapsed": int(scored["lapsed"].sum()),
         # written exactly (never altered), so a spreadsheet opening the CSV may run them
         "ids_spreadsheets_may_misread": int(scored["customer_id"].map(is_formula_like).sum()),
-        "risk_band_counts": {b: int((scored["risk_band"] == b).sum()) for b in ("low", "medium", "high")},
+        "risk_band_counts": {
+            b: int((scored["risk_band"] == b).sum()) for b in ("low", "medium", "high")
+        },
         "value_at_risk_total": round(float(scored["value_at_risk"].sum()), 2),
         "expected_net_benefit_total": round(float(on["expected_net_benefit"].sum()), 2),
         "actions": {str(k): int(v) for k, v in on["rule"].value_counts().sort_index().items()},
@@ -350,7 +421,9 @@ def run_score(
     """Score, write lists and report, and return the summary (with ``status``)."""
     tx = Path(transactions or sp.transactions)
     if not tx.exists():
-        raise DataError(f"{tx}: transactions not found (score.transactions or --transactions; run `churnguard ingest`)")
+        raise DataError(
+            f"{tx}: transactions not found (score.transactions or --transactions; run `churnguard ingest`)"
+        )
     if as_of is None:
         as_of = sp.as_of
     if as_of is None:
@@ -361,8 +434,19 @@ def run_score(
         raise RefusedTargetError(f"{out_dir.parent} is not a folder; point {flag} elsewhere")
     try:
         return _score_locked(
-            sp, fp, rp, engine, tx, as_of, out_dir, flag, model, registered_name,
-            compare=output_dir is None, force=force, before_swap=before_swap,
+            sp,
+            fp,
+            rp,
+            engine,
+            tx,
+            as_of,
+            out_dir,
+            flag,
+            model,
+            registered_name,
+            compare=output_dir is None,
+            force=force,
+            before_swap=before_swap,
         )
     except OSError as exc:
         err = output_error(exc, "lists", out_dir)
@@ -410,13 +494,17 @@ def _score_locked(
         key = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()
         if not force and _up_to_date(out_dir, key):
             summary = json.loads((out_dir / SUMMARY_FILE).read_text(encoding="utf-8"))
-            log.info("%s is up to date (same inputs, model and params); --force rewrites it", out_dir)
+            log.info(
+                "%s is up to date (same inputs, model and params); --force rewrites it", out_dir
+            )
             return {**summary, "status": "up-to-date", "output_dir": str(out_dir)}
 
         runner = get_engine(engine)
         snap, scoring_model = runner.score_snapshot(tx, as_of, fp.lost_after_days, loaded)
         scored = score_frame(snap, scoring_model, sp)
-        prev_as_of, prev, prev_error = _previous_list(out_dir.parent, as_of) if compare else (None, None, None)
+        prev_as_of, prev, prev_error = (
+            _previous_list(out_dir.parent, as_of) if compare else (None, None, None)
+        )
         change, gone, movers = compare_with_previous(scored, prev)
         scored["change"] = change
         present = _present(scored)
@@ -457,12 +545,18 @@ def _score_locked(
             log.warning(
                 "%s: the old lists were replaced, but files churnguard did not write appeared in "
                 "them during the run and were kept in %s (%s)",
-                out_dir, out_dir.parent / f".{out_dir.name}.previous", ", ".join(left[:5]),
+                out_dir,
+                out_dir.parent / f".{out_dir.name}.previous",
+                ", ".join(left[:5]),
             )
     log.info(
         "scored %s customers at %s: %s on lists (%s manual, %s automated) → %s",
-        f"{summary['customers_scored']:,}", as_of, f"{summary['customers_on_lists']:,}",
-        summary["manual_actions"], summary["automated_actions"], out_dir,
+        f"{summary['customers_scored']:,}",
+        as_of,
+        f"{summary['customers_on_lists']:,}",
+        summary["manual_actions"],
+        summary["automated_actions"],
+        out_dir,
     )
     return {**summary, "status": "written", "output_dir": str(out_dir)}
 
@@ -511,7 +605,9 @@ def _write_outputs(
 
     files = [RISK_LIST_FILE, SUMMARY_FILE, REPORT_FILE]
     ordered = present.sort_values(
-        ["expected_net_benefit", "p_churn", "customer_id"], ascending=[False, False, True], kind="stable"
+        ["expected_net_benefit", "p_churn", "customer_id"],
+        ascending=[False, False, True],
+        kind="stable",
     )
     write_excel_csv_atomic(folder / RISK_LIST_FILE, ordered)
     taken: set[str] = set()

@@ -67,7 +67,9 @@ def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 def git_state(cwd: str | Path = ".") -> dict[str, str]:
     def run(*args: str) -> str:
         try:
-            return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
+            return subprocess.run(
+                ["git", *args], cwd=cwd, capture_output=True, text=True, check=True
+            ).stdout.strip()
         except (OSError, subprocess.CalledProcessError):
             return ""
 
@@ -105,7 +107,9 @@ def pyfunc_class() -> type:
 
             self.model = ChurnModel.load(context.artifacts["model_dir"])
 
-        def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> np.ndarray:
+        def predict(
+            self, context: Any, model_input: pd.DataFrame, params: dict | None = None
+        ) -> np.ndarray:
             return self.model.predict(pd.DataFrame(model_input))
 
     _ChurnPyfunc.__name__ = "ChurnPyfunc"
@@ -165,7 +169,10 @@ def log_training(
 def _requirements() -> list[str]:
     from importlib.metadata import version
 
-    return [f"{pkg}=={version(pkg)}" for pkg in ("lightgbm", "numpy", "pandas", "scikit-learn", "pyarrow")]
+    return [
+        f"{pkg}=={version(pkg)}"
+        for pkg in ("lightgbm", "numpy", "pandas", "scikit-learn", "pyarrow")
+    ]
 
 
 def find_run_by_model(experiment: str, model_md5: str) -> Any | None:

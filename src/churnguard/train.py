@@ -32,7 +32,15 @@ log = logging.getLogger(__name__)
 
 EVAL_DIR = "eval"
 PREDICTIONS_FILE = "predictions.parquet"
-KEEP_COLUMNS = ["cutoff_date", "customer_id", "churned", "rfm_segment", "tenure_days", "recency_days", "monetary_total"]
+KEEP_COLUMNS = [
+    "cutoff_date",
+    "customer_id",
+    "churned",
+    "rfm_segment",
+    "tenure_days",
+    "recency_days",
+    "monetary_total",
+]
 
 
 @dataclass(frozen=True)
@@ -105,7 +113,9 @@ def load_training_frame(features_dir: str | Path) -> tuple[pd.DataFrame, int, in
     folder = Path(features_dir)
     snap_path, meta_path = folder / SNAPSHOTS_FILE, folder / CUTOFFS_FILE
     if not snap_path.exists() or not meta_path.exists():
-        raise DataError(f"{folder}: snapshots not found (train.features_dir; run `churnguard features`)")
+        raise DataError(
+            f"{folder}: snapshots not found (train.features_dir; run `churnguard features`)"
+        )
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     frame = pd.read_parquet(snap_path)
     step = None
@@ -115,7 +125,9 @@ def load_training_frame(features_dir: str | Path) -> tuple[pd.DataFrame, int, in
     return frame, int(meta["horizon_days"]), step
 
 
-def train_model(frame: pd.DataFrame, horizon_days: int, p: TrainParams, step_hint: int | None = None) -> tuple[ChurnModel, pd.DataFrame, dict[str, Any]]:
+def train_model(
+    frame: pd.DataFrame, horizon_days: int, p: TrainParams, step_hint: int | None = None
+) -> tuple[ChurnModel, pd.DataFrame, dict[str, Any]]:
     """Fit model, calibrator and baselines; return the model, valid/test predictions and a summary."""
     frame = frame[(frame["lapsed"] == 0) & frame["churned"].notna()].copy()
     frame["churned"] = frame["churned"].astype(int)
@@ -127,8 +139,14 @@ def train_model(frame: pd.DataFrame, horizon_days: int, p: TrainParams, step_hin
         _check_rows(part, name, p.min_rows if name == "training" else 1)
     log.info(
         "split by time: train %s rows from %d cutoff(s) %s..%s, validation %s rows at %s, test %s rows at %s",
-        f"{len(tr):,}", len(split.train_cutoffs), split.train_cutoffs[0], split.train_cutoffs[-1],
-        f"{len(va):,}", split.valid_cutoff, f"{len(te):,}", split.test_cutoff,
+        f"{len(tr):,}",
+        len(split.train_cutoffs),
+        split.train_cutoffs[0],
+        split.train_cutoffs[-1],
+        f"{len(va):,}",
+        split.valid_cutoff,
+        f"{len(te):,}",
+        split.test_cutoff,
     )
     x_tr, y_tr = _xy(tr)
     x_va, y_va = _xy(va)
@@ -151,7 +169,12 @@ def train_model(frame: pd.DataFrame, horizon_days: int, p: TrainParams, step_hin
     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best_iter))
     raw_va, raw_te = booster.predict(x_va.to_numpy()), booster.predict(x_te.to_numpy())
     calibrator, cv_brier = fit_calibrator(raw_va, y_va, p.calibration, seed=p.seed)
-    log.info("LightGBM: best iteration %d; calibration %s (CV Brier %s)", best_iter, calibrator.kind, cv_brier)
+    log.info(
+        "LightGBM: best iteration %d; calibration %s (CV Brier %s)",
+        best_iter,
+        calibrator.kind,
+        cv_brier,
+    )
 
     scores_va: dict[str, np.ndarray] = {"model_raw": raw_va, "model": calibrator.predict(raw_va)}
     scores_te: dict[str, np.ndarray] = {"model_raw": raw_te, "model": calibrator.predict(raw_te)}
@@ -175,9 +198,13 @@ def train_model(frame: pd.DataFrame, horizon_days: int, p: TrainParams, step_hin
         for name, values in scores.items():
             out[f"p_{name}"] = np.round(values, 8)
         preds.append(out)
-    predictions = pd.concat(preds, ignore_index=True).sort_values(["split", "customer_id"], kind="stable")
+    predictions = pd.concat(preds, ignore_index=True).sort_values(
+        ["split", "customer_id"], kind="stable"
+    )
 
-    importance = dict(zip(MODEL_FEATURES, booster.feature_importance("gain").round(4).tolist(), strict=True))
+    importance = dict(
+        zip(MODEL_FEATURES, booster.feature_importance("gain").round(4).tolist(), strict=True)
+    )
     summary = {
         "train_cutoffs": [str(c) for c in split.train_cutoffs],
         "valid_cutoff": str(split.valid_cutoff),

@@ -23,6 +23,8 @@ def value_if_retained(frame: pd.DataFrame, value_horizon_days: int) -> pd.Series
 
 
 def value_at_risk(p_churn: pd.Series | np.ndarray, value: pd.Series) -> pd.Series:
-    return (pd.Series(np.asarray(p_churn, dtype=float), index=value.index) * value).round(2).rename(
-        "value_at_risk"
+    return (
+        (pd.Series(np.asarray(p_churn, dtype=float), index=value.index) * value)
+        .round(2)
+        .rename("value_at_risk")
     )

@@ -42,7 +42,9 @@ def test_features_and_risk_do_not_depend_on_customer_ids(history, pipeline, tmp_
     ids = sorted(history["customer_id"].unique())
     rename = dict(zip(ids, [f"Z{len(ids) - i:07d}" for i in range(len(ids))], strict=True))
     base = _snapshot(history, pipeline, tmp_path)
-    renamed = _snapshot(history.assign(customer_id=history["customer_id"].map(rename)), pipeline, tmp_path)
+    renamed = _snapshot(
+        history.assign(customer_id=history["customer_id"].map(rename)), pipeline, tmp_path
+    )
     renamed.index = renamed.index.map({v: k for k, v in rename.items()})
     renamed = renamed.sort_index()
     pd.testing.assert_frame_equal(base, renamed)
@@ -58,8 +60,13 @@ def test_a_week_more_of_silence_raises_average_risk(history, pipeline, tmp_path)
     path = tmp_path / "tx.parquet"
     history.to_parquet(path, index=False)
     now = snapshot_frame(path, AS_OF, pipeline.features.lost_after_days, pipeline.engine)
-    later = snapshot_frame(path, AS_OF + dt.timedelta(days=7), pipeline.features.lost_after_days, pipeline.engine)
-    now, later = now.set_index("customer_id"), later.set_index("customer_id").loc[now["customer_id"]]
+    later = snapshot_frame(
+        path, AS_OF + dt.timedelta(days=7), pipeline.features.lost_after_days, pipeline.engine
+    )
+    now, later = (
+        now.set_index("customer_id"),
+        later.set_index("customer_id").loc[now["customer_id"]],
+    )
     active = (now["lapsed"] == 0).to_numpy() & (later["lapsed"] == 0).to_numpy()
     assert (later["recency_days"] - now["recency_days"]).eq(7).all()
     p_now, p_later = model.predict(now[active]), model.predict(later[active])

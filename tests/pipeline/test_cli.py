@@ -35,9 +35,27 @@ def test_shipped_params_file_is_valid():
         ({"train": {"num_leavs": 31}}, ["train.num_leavs", "num_leaves", "learning_rate"]),
         ({"features": {"horizon_days": "ninety"}}, ["features.horizon_days", "ninety"]),
         ({"trian": {}}, ["trian", "allowed keys", "train"]),
-        ({"score": {"risk_bands": {"medium": 0.7, "high": 0.5}}}, ["score.risk_bands", "must be below"]),
-        ({"score": {"playbook": [{"name": "x", "action": "a", "channel": "c", "owner": "boss", "cost": 1, "save_rate": 0.1}]}},
-         ["score.playbook.0.owner", "account_manager"]),
+        (
+            {"score": {"risk_bands": {"medium": 0.7, "high": 0.5}}},
+            ["score.risk_bands", "must be below"],
+        ),
+        (
+            {
+                "score": {
+                    "playbook": [
+                        {
+                            "name": "x",
+                            "action": "a",
+                            "channel": "c",
+                            "owner": "boss",
+                            "cost": 1,
+                            "save_rate": 0.1,
+                        }
+                    ]
+                }
+            },
+            ["score.playbook.0.owner", "account_manager"],
+        ),
     ],
     ids=["typo in a key", "wrong type", "unknown section", "bands out of order", "bad owner"],
 )
@@ -59,8 +77,18 @@ def test_missing_params_file_exits_2(tmp_path):
 
 @pytest.mark.parametrize(
     "command",
-    [["--help"], ["generate", "--help"], ["ingest", "--help"], ["features", "--help"], ["train", "--help"],
-     ["evaluate", "--help"], ["score", "--help"], ["report", "--help"], ["report", "crr", "--help"], ["where", "--help"]],
+    [
+        ["--help"],
+        ["generate", "--help"],
+        ["ingest", "--help"],
+        ["features", "--help"],
+        ["train", "--help"],
+        ["evaluate", "--help"],
+        ["score", "--help"],
+        ["report", "--help"],
+        ["report", "crr", "--help"],
+        ["where", "--help"],
+    ],
 )
 def test_every_command_has_help(command):
     result = runner.invoke(app, command)
@@ -68,21 +96,35 @@ def test_every_command_has_help(command):
 
 
 def test_features_describe_prints_the_dictionary(tmp_path):
-    result = runner.invoke(app, ["features", "--describe", "--params", str(write_params(tmp_path, {}))])
+    result = runner.invoke(
+        app, ["features", "--describe", "--params", str(write_params(tmp_path, {}))]
+    )
     assert result.exit_code == 0 and "| `recency_days` | feature |" in result.output
 
 
 def _score_params(tmp_path: Path, pipeline) -> Path:
     data = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
     data["engine"]["temp_directory"] = str(tmp_path / "duck")
-    data["features"].update(input=str(pipeline.transactions), output_dir=pipeline.features.output_dir)
-    data["score"].update(transactions=str(pipeline.transactions), output_root=str(tmp_path / "scores"))
+    data["features"].update(
+        input=str(pipeline.transactions), output_dir=pipeline.features.output_dir
+    )
+    data["score"].update(
+        transactions=str(pipeline.transactions), output_root=str(tmp_path / "scores")
+    )
     return write_params(tmp_path, data)
 
 
 def test_score_json_summary_and_exit_codes(tmp_path, pipeline):
     params = _score_params(tmp_path, pipeline)
-    args = ["score", "--params", str(params), "--model", pipeline.train.model_dir, "--as-of", "2024-12-31"]
+    args = [
+        "score",
+        "--params",
+        str(params),
+        "--model",
+        pipeline.train.model_dir,
+        "--as-of",
+        "2024-12-31",
+    ]
     first = runner.invoke(app, [*args, "--json"])
     assert first.exit_code == 0, first.output
     summary = json.loads(first.stdout)
@@ -100,7 +142,12 @@ def test_score_json_summary_and_exit_codes(tmp_path, pipeline):
 def test_report_crr_prints_a_table(tmp_path, pipeline):
     params = _score_params(tmp_path, pipeline)
     out = tmp_path / "crr.csv"
-    result = runner.invoke(app, ["report", "crr", "--params", str(params), "--period", "quarter", "--output", str(out)])
+    result = runner.invoke(
+        app, ["report", "crr", "--params", str(params), "--period", "quarter", "--output", str(out)]
+    )
     assert result.exit_code == 0, result.output
     assert "crr_pct" in result.output and out.exists()
-    assert runner.invoke(app, ["report", "crr", "--params", str(params), "--period", "week"]).exit_code == 2
+    assert (
+        runner.invoke(app, ["report", "crr", "--params", str(params), "--period", "week"]).exit_code
+        == 2
+    )

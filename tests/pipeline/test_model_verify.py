@@ -62,7 +62,9 @@ def _lines(text: str, prefix: str) -> list[int]:
     return [i for i, line in enumerate(text.split("\n")) if line.startswith(prefix)]
 
 
-def _edit_line(prefix: str, edit: Callable[[str], str | None], nth: int = 3) -> Callable[[str], str]:
+def _edit_line(
+    prefix: str, edit: Callable[[str], str | None], nth: int = 3
+) -> Callable[[str], str]:
     """Edit (or delete, when ``edit`` returns None) the ``nth`` line starting with ``prefix``."""
 
     def apply(text: str) -> str:
@@ -103,7 +105,9 @@ def _truncate_at(where: Callable[[str], int]) -> Callable[[str], str]:
 
 
 def _tree_part(fraction: float) -> Callable[[str], int]:
-    return lambda t: int(t.index("\nTree=0\n") + fraction * (t.index("end of trees") - t.index("\nTree=0\n")))
+    return lambda t: int(
+        t.index("\nTree=0\n") + fraction * (t.index("end of trees") - t.index("\nTree=0\n"))
+    )
 
 
 TRUNCATIONS: dict[str, Callable[[str], str]] = {
@@ -123,12 +127,16 @@ TRUNCATIONS: dict[str, Callable[[str], str]] = {
 CORRUPTIONS: dict[str, Callable[[str], str]] = {
     "deleted tree line": _edit_line("threshold=", lambda line: None),
     "deleted tree line, sizes fixed": _resized(_edit_line("leaf_value=", lambda line: None)),
-    "deleted optional line, sizes fixed": _resized(_edit_line("internal_value=", lambda line: None)),
+    "deleted optional line, sizes fixed": _resized(
+        _edit_line("internal_value=", lambda line: None)
+    ),
     "deleted header line": _edit_line("feature_infos=", lambda line: None, nth=0),
     "garbage number": _edit_line("threshold=", _token(2, "abc")),
     "garbage number, sizes fixed": _resized(_edit_line("threshold=", _token(2, "abc"))),
     "NaN leaf value, sizes fixed": _resized(_edit_line("leaf_value=", _token(1, "nan"))),
-    "split on a feature that does not exist": _resized(_edit_line("split_feature=", _token(0, "999"))),
+    "split on a feature that does not exist": _resized(
+        _edit_line("split_feature=", _token(0, "999"))
+    ),
     "child index out of range": _resized(_edit_line("left_child=", _token(0, "999"))),
     "child cycle (endless loop)": _resized(_edit_line("right_child=", _token(0, "0"))),
     "categorical decision type": _edit_line("decision_type=", _token(0, "1")),
@@ -139,7 +147,9 @@ CORRUPTIONS: dict[str, Callable[[str], str]] = {
     "num_tree_per_iteration=0 (SIGFPE)": _edit_line(
         "num_tree_per_iteration=", lambda line: "num_tree_per_iteration=0", nth=0
     ),
-    "parameter line without colon (SIGSEGV)": lambda t: t.replace("[max_bin: 255]", "[max_bin 255]", 1),
+    "parameter line without colon (SIGSEGV)": lambda t: t.replace(
+        "[max_bin: 255]", "[max_bin 255]", 1
+    ),
     "Windows line endings": lambda t: t.replace("\n", "\r\n"),
     "empty file": lambda t: "",
     "JSON instead of a booster": lambda t: '{"trees": []}',
@@ -200,7 +210,9 @@ def test_a_verified_booster_is_not_checked_again(model_dir, monkeypatch):
 def _json_edit(name: str, edit: Callable[[dict], object]) -> Callable[[Path], None]:
     def apply(folder: Path) -> None:
         path = folder / name
-        path.write_text(json.dumps(edit(json.loads(path.read_text(encoding="utf-8")))), encoding="utf-8")
+        path.write_text(
+            json.dumps(edit(json.loads(path.read_text(encoding="utf-8")))), encoding="utf-8"
+        )
 
     return apply
 
@@ -215,34 +227,64 @@ def _swap_first_two(d: dict) -> dict:
 
 
 JSON_DAMAGE: dict[str, tuple[str, Callable[[Path], None]]] = {
-    "calibrator: bad JSON": (CALIBRATOR_FILE, _write(CALIBRATOR_FILE, '{"kind": "isotonic", "x": [0.1,')),
+    "calibrator: bad JSON": (
+        CALIBRATOR_FILE,
+        _write(CALIBRATOR_FILE, '{"kind": "isotonic", "x": [0.1,'),
+    ),
     "features: bad JSON": (FEATURES_FILE, _write(FEATURES_FILE, "{features: oops}")),
     "metadata: bad JSON": (METADATA_FILE, _write(METADATA_FILE, "")),
     "calibrator: a list": (CALIBRATOR_FILE, _write(CALIBRATOR_FILE, "[1, 2]")),
-    "calibrator: unknown kind": (CALIBRATOR_FILE, _json_edit(CALIBRATOR_FILE, lambda d: {**d, "kind": "platt"})),
+    "calibrator: unknown kind": (
+        CALIBRATOR_FILE,
+        _json_edit(CALIBRATOR_FILE, lambda d: {**d, "kind": "platt"}),
+    ),
     "calibrator: no kind": (CALIBRATOR_FILE, _json_edit(CALIBRATOR_FILE, lambda d: {"x": d["x"]})),
     "calibrator: NaN in isotonic": (
-        CALIBRATOR_FILE, _json_edit(CALIBRATOR_FILE, lambda d: {**d, "y": [float("nan"), *d["y"][1:]]})
+        CALIBRATOR_FILE,
+        _json_edit(CALIBRATOR_FILE, lambda d: {**d, "y": [float("nan"), *d["y"][1:]]}),
     ),
     "calibrator: x and y lengths differ": (
-        CALIBRATOR_FILE, _json_edit(CALIBRATOR_FILE, lambda d: {**d, "y": d["y"][:-1]})
+        CALIBRATOR_FILE,
+        _json_edit(CALIBRATOR_FILE, lambda d: {**d, "y": d["y"][:-1]}),
     ),
-    "calibrator: x decreasing": (CALIBRATOR_FILE, _json_edit(CALIBRATOR_FILE, lambda d: {**d, "x": d["x"][::-1]})),
+    "calibrator: x decreasing": (
+        CALIBRATOR_FILE,
+        _json_edit(CALIBRATOR_FILE, lambda d: {**d, "x": d["x"][::-1]}),
+    ),
     "calibrator: y above 1": (
-        CALIBRATOR_FILE, _json_edit(CALIBRATOR_FILE, lambda d: {**d, "y": [*d["y"][:-1], 1.5]})
+        CALIBRATOR_FILE,
+        _json_edit(CALIBRATOR_FILE, lambda d: {**d, "y": [*d["y"][:-1], 1.5]}),
     ),
-    "calibrator: empty isotonic": (CALIBRATOR_FILE, _json_edit(CALIBRATOR_FILE, lambda d: {**d, "x": [], "y": []})),
+    "calibrator: empty isotonic": (
+        CALIBRATOR_FILE,
+        _json_edit(CALIBRATOR_FILE, lambda d: {**d, "x": [], "y": []}),
+    ),
     "calibrator: sigmoid a is text": (
-        CALIBRATOR_FILE, _write(CALIBRATOR_FILE, '{"kind": "sigmoid", "a": "1.2", "b": 0.1}')
+        CALIBRATOR_FILE,
+        _write(CALIBRATOR_FILE, '{"kind": "sigmoid", "a": "1.2", "b": 0.1}'),
     ),
-    "features: not a list": (FEATURES_FILE, _json_edit(FEATURES_FILE, lambda d: {**d, "features": "recency_days"})),
-    "features: empty": (FEATURES_FILE, _json_edit(FEATURES_FILE, lambda d: {"features": [], "dtypes": {}})),
-    "features: no dtypes": (FEATURES_FILE, _json_edit(FEATURES_FILE, lambda d: {"features": d["features"]})),
+    "features: not a list": (
+        FEATURES_FILE,
+        _json_edit(FEATURES_FILE, lambda d: {**d, "features": "recency_days"}),
+    ),
+    "features: empty": (
+        FEATURES_FILE,
+        _json_edit(FEATURES_FILE, lambda d: {"features": [], "dtypes": {}}),
+    ),
+    "features: no dtypes": (
+        FEATURES_FILE,
+        _json_edit(FEATURES_FILE, lambda d: {"features": d["features"]}),
+    ),
     "features: text dtype": (
         FEATURES_FILE,
-        _json_edit(FEATURES_FILE, lambda d: {**d, "dtypes": {**d["dtypes"], d["features"][0]: "object"}}),
+        _json_edit(
+            FEATURES_FILE, lambda d: {**d, "dtypes": {**d["dtypes"], d["features"][0]: "object"}}
+        ),
     ),
-    "features: order differs from booster": (FEATURES_FILE, _json_edit(FEATURES_FILE, _swap_first_two)),
+    "features: order differs from booster": (
+        FEATURES_FILE,
+        _json_edit(FEATURES_FILE, _swap_first_two),
+    ),
     "features: one renamed": (
         FEATURES_FILE,
         _json_edit(
@@ -256,11 +298,18 @@ JSON_DAMAGE: dict[str, tuple[str, Callable[[Path], None]]] = {
     "features: one dropped": (
         FEATURES_FILE,
         _json_edit(
-            FEATURES_FILE, lambda d: {"features": d["features"][:-1], "dtypes": {f: "float64" for f in d["features"][:-1]}}
+            FEATURES_FILE,
+            lambda d: {
+                "features": d["features"][:-1],
+                "dtypes": {f: "float64" for f in d["features"][:-1]},
+            },
         ),
     ),
     "metadata: a list": (METADATA_FILE, _write(METADATA_FILE, "[]")),
-    "metadata: horizon is text": (METADATA_FILE, _json_edit(METADATA_FILE, lambda d: {**d, "horizon_days": "90"})),
+    "metadata: horizon is text": (
+        METADATA_FILE,
+        _json_edit(METADATA_FILE, lambda d: {**d, "horizon_days": "90"}),
+    ),
 }
 
 
@@ -287,7 +336,9 @@ def test_unknown_calibrator_kind_is_refused_not_identity():
 
 def test_text_and_category_feature_columns_are_refused(model_dir, snaps):
     model = ChurnModel.load(model_dir)
-    text = snaps.assign(recency_days=snaps["recency_days"].astype(str), orders=snaps["orders"].astype("category"))
+    text = snaps.assign(
+        recency_days=snaps["recency_days"].astype(str), orders=snaps["orders"].astype("category")
+    )
     with pytest.raises(ModelError) as err:
         model.predict(text)
     message = str(err.value)
@@ -343,17 +394,36 @@ def test_a_model_without_a_recorded_horizon_is_refused(model_dir):
 
 def test_cli_score_with_a_truncated_booster_exits_4_not_134(model_dir, pipeline, tmp_path):
     path = model_dir / BOOSTER_FILE
-    path.write_text(TRUNCATIONS["mid-trees (1/2)"](path.read_text(encoding="utf-8")), encoding="utf-8")
+    path.write_text(
+        TRUNCATIONS["mid-trees (1/2)"](path.read_text(encoding="utf-8")), encoding="utf-8"
+    )
     data = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
     data["engine"]["temp_directory"] = str(tmp_path / "duck")
-    data["features"].update(input=str(pipeline.transactions), output_dir=pipeline.features.output_dir)
-    data["score"].update(transactions=str(pipeline.transactions), output_root=str(tmp_path / "scores"))
+    data["features"].update(
+        input=str(pipeline.transactions), output_dir=pipeline.features.output_dir
+    )
+    data["score"].update(
+        transactions=str(pipeline.transactions), output_root=str(tmp_path / "scores")
+    )
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(data), encoding="utf-8")
     result = subprocess.run(
-        [sys.executable, "-m", "churnguard", "score", "--params", str(params), "--model", str(model_dir),
-         "--as-of", "2024-12-31"],
-        capture_output=True, text=True, timeout=300, check=False,
+        [
+            sys.executable,
+            "-m",
+            "churnguard",
+            "score",
+            "--params",
+            str(params),
+            "--model",
+            str(model_dir),
+            "--as-of",
+            "2024-12-31",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert result.returncode == 4, (result.returncode, result.stderr[-2000:])
     assert str(path) in result.stderr and "retrain" in result.stderr

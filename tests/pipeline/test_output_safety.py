@@ -34,8 +34,13 @@ runner = CliRunner()
 def run(pipeline, out_root: Path, **kw):
     sp = load_params(REPO / "params.yaml").score.model_copy(update={"output_root": str(out_root)})
     return run_score(
-        sp, pipeline.features, ReportParams(), pipeline.engine,
-        model=pipeline.train.model_dir, transactions=pipeline.transactions, **kw,
+        sp,
+        pipeline.features,
+        ReportParams(),
+        pipeline.engine,
+        model=pipeline.train.model_dir,
+        transactions=pipeline.transactions,
+        **kw,
     )
 
 
@@ -56,8 +61,12 @@ def snapshot(folder: Path) -> dict[str, bytes | str]:
 def write_params(tmp_path: Path, pipeline, **score) -> Path:
     data = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
     data["engine"]["temp_directory"] = str(tmp_path / "duck")
-    data["features"].update(input=str(pipeline.transactions), output_dir=pipeline.features.output_dir)
-    data["score"].update(transactions=str(pipeline.transactions), output_root=str(tmp_path / "scores"), **score)
+    data["features"].update(
+        input=str(pipeline.transactions), output_dir=pipeline.features.output_dir
+    )
+    data["score"].update(
+        transactions=str(pipeline.transactions), output_root=str(tmp_path / "scores"), **score
+    )
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return path
@@ -65,8 +74,17 @@ def write_params(tmp_path: Path, pipeline, **score) -> Path:
 
 def cli_score(params: Path, pipeline, *extra: str):
     return runner.invoke(
-        app, ["score", "--params", str(params), "--model", pipeline.train.model_dir,
-              "--as-of", AS_OF.isoformat(), *extra],
+        app,
+        [
+            "score",
+            "--params",
+            str(params),
+            "--model",
+            pipeline.train.model_dir,
+            "--as-of",
+            AS_OF.isoformat(),
+            *extra,
+        ],
     )
 
 
@@ -81,7 +99,9 @@ def user_folder(tmp_path: Path) -> Path:
     return scores
 
 
-def test_output_dir_pointing_at_a_users_folder_is_refused_and_left_byte_identical(pipeline, tmp_path, user_folder):
+def test_output_dir_pointing_at_a_users_folder_is_refused_and_left_byte_identical(
+    pipeline, tmp_path, user_folder
+):
     before = snapshot(user_folder)
     result = cli_score(write_params(tmp_path, pipeline), pipeline, "--output-dir", str(user_folder))
     assert result.exit_code == 2, result.output
@@ -125,13 +145,17 @@ def test_own_folder_is_replaced_and_only_its_files_removed(pipeline, tmp_path):
     run(pipeline, tmp_path, as_of=AS_OF, output_dir=out)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["written_by"] == "churnguard"
-    assert set(manifest["files"]) == {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()} - {"manifest.json"}
+    assert set(manifest["files"]) == {
+        str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()
+    } - {"manifest.json"}
     old_summary = (out / "summary.json").read_bytes()
     later = AS_OF + dt.timedelta(days=7)
     run(pipeline, tmp_path, as_of=later, output_dir=out)
     assert (out / "summary.json").read_bytes() != old_summary
     assert json.loads((out / "summary.json").read_text())["as_of"] == later.isoformat()
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".latest")) == [".latest.lock"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".latest")) == [
+        ".latest.lock"
+    ]
 
 
 def test_an_empty_folder_may_be_used_as_the_target(pipeline, tmp_path):
@@ -159,7 +183,9 @@ def test_a_planted_lock_link_is_refused_and_its_target_untouched(pipeline, tmp_p
     assert not (root / AS_OF.isoformat()).exists()
 
 
-def test_stale_staging_of_any_date_is_removed_but_not_a_live_one_nor_a_foreign_one(pipeline, tmp_path):
+def test_stale_staging_of_any_date_is_removed_but_not_a_live_one_nor_a_foreign_one(
+    pipeline, tmp_path
+):
     root = tmp_path / "scores"
     root.mkdir()
     killed = new_staging_dir(root / "2024-11-30")  # a run for another date that was killed
@@ -235,12 +261,16 @@ def test_an_empty_or_partial_params_file_is_refused(tmp_path, content, needle):
 
 
 def test_an_empty_playbook_is_refused_unless_allowed(pipeline, tmp_path):
-    result = cli_score(write_params(tmp_path, pipeline, playbook=[]), pipeline, "--output-dir", str(tmp_path / "o"))
+    result = cli_score(
+        write_params(tmp_path, pipeline, playbook=[]), pipeline, "--output-dir", str(tmp_path / "o")
+    )
     assert result.exit_code == 2 and "score.playbook" in result.output
     assert not (tmp_path / "o").exists()
     ok = cli_score(
-        write_params(tmp_path, pipeline, playbook=[], allow_empty_playbook=True), pipeline,
-        "--output-dir", str(tmp_path / "o"),
+        write_params(tmp_path, pipeline, playbook=[], allow_empty_playbook=True),
+        pipeline,
+        "--output-dir",
+        str(tmp_path / "o"),
     )
     assert ok.exit_code == 0, ok.output
     assert json.loads((tmp_path / "o" / "summary.json").read_text())["customers_on_lists"] == 0
@@ -256,7 +286,9 @@ def small_fs(tmp_path):
     mnt.mkdir()
     if os.geteuid() != 0 or shutil.which("mount") is None:
         pytest.skip("needs root to mount a small tmpfs")
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True
+    )
     if proc.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.decode(errors='replace')}")
     try:
@@ -369,8 +401,13 @@ def test_hostile_names_and_ids_round_trip_through_two_weekly_runs(pipeline, tmp_
     indexes = []
     for week in weeks:
         summary = run_score(
-            sp, pipeline.features, ReportParams(), pipeline.engine,
-            as_of=week, model=pipeline.train.model_dir, transactions=tx,
+            sp,
+            pipeline.features,
+            ReportParams(),
+            pipeline.engine,
+            as_of=week,
+            model=pipeline.train.model_dir,
+            transactions=tx,
         )
         assert "previous_list_ignored" not in summary
         indexes.append(summary["manager_files"])
@@ -381,19 +418,25 @@ def test_hostile_names_and_ids_round_trip_through_two_weekly_runs(pipeline, tmp_
         got_ids = {r[0] for r in rows[1:]}
         assert set(new_ids.values()) <= got_ids  # ids exactly as in the data, never rewritten
         back = read_excel_csv(out / "risk_list.csv", RISK_LIST_SCHEMA)
-        assert "Eve\r=2*21" in set(back["customer_name"]) and "Sara\rAhmadi" in set(back["account_manager"])
+        assert "Eve\r=2*21" in set(back["customer_name"]) and "Sara\rAhmadi" in set(
+            back["account_manager"]
+        )
         eve = rows[1 + list(back["customer_id"]).index("=2*21")]
         assert eve[1] == "Eve\r=2*21"  # the CR stays inside its quoted cell
         tab = rows[1 + list(back["customer_id"]).index("-7")]
         assert tab[1] == "'\t@cmd|' /C calc'!A0"  # neutralised for spreadsheets...
-        assert "\t@cmd|' /C calc'!A0" in set(back["customer_name"])  # ...and restored on reading back
+        assert "\t@cmd|' /C calc'!A0" in set(
+            back["customer_name"]
+        )  # ...and restored on reading back
         for name, rel in summary["manager_files"].items():
             path = out / rel
             assert path.is_file() and len(path.name.encode()) <= 100, name
             assert path.name.split(".")[0].upper() not in {"CON", "PRN", "AUX", "NUL"}
     # week 2 read week 1 back: the same customers are not "new", nobody is a phantom "off list"
     assert indexes[0] == indexes[1]  # the same manager -> the same file, week after week
-    assert indexes[1]["A_B"] == "by_manager/A_B.csv" and indexes[1]["A/B"].startswith("by_manager/A_B-")
+    assert indexes[1]["A_B"] == "by_manager/A_B.csv" and indexes[1]["A/B"].startswith(
+        "by_manager/A_B-"
+    )
     back = read_excel_csv(root / AS_OF.isoformat() / "risk_list.csv", RISK_LIST_SCHEMA)
     assert "first list" not in set(back["change"])
     summary = json.loads((root / AS_OF.isoformat() / "summary.json").read_text(encoding="utf-8"))
@@ -413,7 +456,7 @@ def test_a_malformed_previous_list_is_reported_and_ignored(pipeline, tmp_path):
     week1 = AS_OF - dt.timedelta(days=7)
     run(pipeline, root, as_of=week1)
     old = root / week1.isoformat() / "risk_list.csv"
-    old.write_bytes(old.read_bytes().replace(b"high", b"\"high", 1))  # an unterminated quote
+    old.write_bytes(old.read_bytes().replace(b"high", b'"high', 1))  # an unterminated quote
     summary = run(pipeline, root, as_of=AS_OF)
     assert summary["status"] == "written" and summary["previous_list"] is None
     assert "risk_list.csv" in summary["previous_list_ignored"]

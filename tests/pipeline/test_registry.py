@@ -39,7 +39,9 @@ def test_gate_refuses_a_model_that_does_not_beat_a_baseline(model):
     ids=["slightly better", "exactly at tolerance", "just past tolerance", "clearly better"],
 )
 def test_gate_tolerance_against_the_champion(champion_roc, promote):
-    d = gate_decision({"roc_auc": 0.75, "pr_auc": 0.65}, BASE, {"roc_auc": champion_roc, "pr_auc": 0.6}, 0.005)
+    d = gate_decision(
+        {"roc_auc": 0.75, "pr_auc": 0.65}, BASE, {"roc_auc": champion_roc, "pr_auc": 0.6}, 0.005
+    )
     assert d.promote is promote
     if not promote:
         assert any("train.gate_tolerance" in r for r in d.reasons)
@@ -112,7 +114,9 @@ def test_registry_alias_moves_only_through_the_gate(pipeline, store):
     np.testing.assert_allclose(got, model.predict(snaps), rtol=0, atol=1e-12)
     assert ((got > 0) & (got < 1)).all() and len(np.unique(got)) > 2  # probabilities, not labels
 
-    run = tracking.find_run_by_model(pipeline.train.experiment_name, registry._model_md5(pipeline.train.model_dir))
+    run = tracking.find_run_by_model(
+        pipeline.train.experiment_name, registry._model_md5(pipeline.train.model_dir)
+    )
     assert run is not None
     assert "test.model.roc_auc" in run.data.metrics and "git.commit" in run.data.tags
     assert run.data.params["train.num_leaves"] == str(pipeline.train.num_leaves)

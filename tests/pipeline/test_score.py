@@ -41,7 +41,9 @@ def run(pipeline, out_root: Path, **kw):
 
 
 def files(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +121,9 @@ def test_a_run_killed_before_the_swap_leaves_the_previous_lists_intact(pipeline,
                   force=True, before_swap=die)
         """
     )
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == -9, proc.stderr[-2000:]
     assert files(out) == before  # the previous lists, untouched
     assert not any(p.name.endswith(".tmp") for p in out.rglob("*"))
@@ -132,7 +136,12 @@ def test_interrupted_swap_is_restored(tmp_path):
     final = tmp_path / "2024-12-31"
     final.mkdir()
     (final / "risk_list.csv").write_text("old")
-    manifest = {"written_by": "churnguard", "key": "k", "inputs": {}, "files": {"risk_list.csv": "x"}}
+    manifest = {
+        "written_by": "churnguard",
+        "key": "k",
+        "inputs": {},
+        "files": {"risk_list.csv": "x"},
+    }
     (final / "manifest.json").write_text(json.dumps(manifest))
     os.replace(final, backup_name(final))  # died between the two renames
     assert restore_interrupted_swap(final)
@@ -193,32 +202,47 @@ def test_change_statuses_from_hand_built_lists():
     )
     change, gone, movers = compare_with_previous(cur, prev)
     assert dict(zip(cur.customer_id, change, strict=True)) == {
-        "a": "new", "b": "unchanged", "c": "escalated", "d": "de-escalated", "e": "",
+        "a": "new",
+        "b": "unchanged",
+        "c": "escalated",
+        "d": "de-escalated",
+        "e": "",
     }
     # e bought again since the last list; f is no longer scored at all
-    assert dict(zip(gone.customer_id, gone.change, strict=True)) == {"e": "recovered", "f": "off list"}
+    assert dict(zip(gone.customer_id, gone.change, strict=True)) == {
+        "e": "recovered",
+        "f": "off list",
+    }
     assert movers.iloc[0]["customer_id"] == "e" and movers.iloc[-1]["customer_id"] == "c"
 
 
 def test_explanation_budget_covers_manual_actions_first_then_the_best_automated(pipeline):
     model = ChurnModel.load(pipeline.train.model_dir)
     snap = pd.read_parquet(Path(pipeline.features.output_dir) / "current.parquet")
-    full = score_frame(snap, model, score_params().model_copy(update={"explain_max_customers": None}))
+    full = score_frame(
+        snap, model, score_params().model_copy(update={"explain_max_customers": None})
+    )
     listed = full[full["on_list"]]
     manual = listed[listed["owner"] == "account_manager"]
     auto = listed[listed["owner"] == "automated"]
     assert len(manual) > 0 and len(auto) > 10
     assert full["explained"].equals(full["on_list"])
-    assert (listed["reasons"].str.len() > 0).all() and (full.loc[~full["on_list"], "reasons"] == "").all()
+    assert (listed["reasons"].str.len() > 0).all() and (
+        full.loc[~full["on_list"], "reasons"] == ""
+    ).all()
 
     limit = len(manual) + 10
-    capped = score_frame(snap, model, score_params().model_copy(update={"explain_max_customers": limit}))
+    capped = score_frame(
+        snap, model, score_params().model_copy(update={"explain_max_customers": limit})
+    )
     assert capped["customer_id"].tolist() == full["customer_id"].tolist()  # same list, same order
     got = capped[capped["explained"]]
     assert len(got) == limit
     assert set(manual["customer_id"]) <= set(got["customer_id"])
     best_auto = auto.sort_values(
-        ["expected_net_benefit", "p_churn", "customer_id"], ascending=[False, False, True], kind="stable"
+        ["expected_net_benefit", "p_churn", "customer_id"],
+        ascending=[False, False, True],
+        kind="stable",
     ).head(10)
     assert set(got["customer_id"]) == set(manual["customer_id"]) | set(best_auto["customer_id"])
     # a customer's reasons do not depend on who else is explained

@@ -139,9 +139,7 @@ CUTOFF = D(2024, 3, 1)  # day 60
 
 
 def to_rows(lines: list[tuple]) -> list[tuple]:
-    return [
-        (c, f"o{o}", str(BASE + dt.timedelta(days=d)), a, f"p{o % 4}") for c, o, d, a in lines
-    ]
+    return [(c, f"o{o}", str(BASE + dt.timedelta(days=d)), a, f"p{o % 4}") for c, o, d, a in lines]
 
 
 SETTINGS = settings(
@@ -219,11 +217,23 @@ def test_run_features_writes_deterministic_files(tmp_path, engine):
     rows = []
     for i in range(60):
         for k in range(1 + i % 5):
-            rows.append((f"c{i:03d}", f"o{i}-{k}", str(D(2023, 1, 1) + dt.timedelta(days=(i * 7 + k * 45) % 700)), 10.0 + k, None))
+            rows.append(
+                (
+                    f"c{i:03d}",
+                    f"o{i}-{k}",
+                    str(D(2023, 1, 1) + dt.timedelta(days=(i * 7 + k * 45) % 700)),
+                    10.0 + k,
+                    None,
+                )
+            )
     src = tmp_path / "tx.parquet"
     canonical(rows).to_parquet(src, index=False)
     params = FeaturesParams(
-        input=str(src), output_dir=str(tmp_path / "f1"), horizon_days=60, cutoff_step_days=60, n_cutoffs=4
+        input=str(src),
+        output_dir=str(tmp_path / "f1"),
+        horizon_days=60,
+        cutoff_step_days=60,
+        n_cutoffs=4,
     )
     s1 = F.run_features(params, engine)
     s2 = F.run_features(params.model_copy(update={"output_dir": str(tmp_path / "f2")}), engine)
@@ -269,13 +279,18 @@ def test_cutoffs_in_batches_give_the_same_snapshots_as_one_query(pipeline, tmp_p
     import pyarrow.parquet as pq
 
     one = tmp_path / "one"
-    F.run_features(pipeline.features.model_copy(update={"output_dir": str(one), "cutoffs_per_query": 100}), pipeline.engine)
+    F.run_features(
+        pipeline.features.model_copy(update={"output_dir": str(one), "cutoffs_per_query": 100}),
+        pipeline.engine,
+    )
     expected = pq.read_table(one / F.SNAPSHOTS_FILE)
     assert len(set(expected["cutoff_date"].to_pylist())) == pipeline.features.n_cutoffs > 3
     for per_query in (1, 3):
         out = tmp_path / f"per{per_query}"
         summary = F.run_features(
-            pipeline.features.model_copy(update={"output_dir": str(out), "cutoffs_per_query": per_query}),
+            pipeline.features.model_copy(
+                update={"output_dir": str(out), "cutoffs_per_query": per_query}
+            ),
             pipeline.engine,
         )
         got = pq.read_table(out / F.SNAPSHOTS_FILE)
@@ -283,13 +298,17 @@ def test_cutoffs_in_batches_give_the_same_snapshots_as_one_query(pipeline, tmp_p
         assert got.equals(expected)
         again = tmp_path / f"again{per_query}"  # deterministic for a given batch size
         F.run_features(
-            pipeline.features.model_copy(update={"output_dir": str(again), "cutoffs_per_query": per_query}),
+            pipeline.features.model_copy(
+                update={"output_dir": str(again), "cutoffs_per_query": per_query}
+            ),
             pipeline.engine,
         )
         assert (again / F.SNAPSHOTS_FILE).read_bytes() == (out / F.SNAPSHOTS_FILE).read_bytes()
         assert summary == json_load(one / F.CUTOFFS_FILE)
         assert (out / F.CURRENT_FILE).read_bytes() == (one / F.CURRENT_FILE).read_bytes()
-        assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in one.iterdir())  # no parts left
+        assert sorted(p.name for p in out.iterdir()) == sorted(
+            p.name for p in one.iterdir()
+        )  # no parts left
 
 
 def test_parts_left_by_a_killed_run_are_removed(pipeline, tmp_path):
@@ -299,7 +318,9 @@ def test_parts_left_by_a_killed_run_are_removed(pipeline, tmp_path):
     (stale / "part-00000.parquet").write_bytes(b"half written")
     F.run_features(pipeline.features.model_copy(update={"output_dir": str(out)}), pipeline.engine)
     assert not stale.exists()
-    assert sorted(p.name for p in out.iterdir()) == sorted([F.SNAPSHOTS_FILE, F.CURRENT_FILE, F.CUTOFFS_FILE])
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [F.SNAPSHOTS_FILE, F.CURRENT_FILE, F.CUTOFFS_FILE]
+    )
 
 
 def json_load(path: Path):

@@ -37,7 +37,9 @@ from churnguard.config import EngineParams, FeaturesParams, load_params
 from churnguard.engines import spark as S  # pyspark is locked: a missing one fails, not skips
 
 pytestmark = [
-    pytest.mark.skipif(not S.java_available(), reason="Java is not installed: Spark local mode needs Java 17+"),
+    pytest.mark.skipif(
+        not S.java_available(), reason="Java is not installed: Spark local mode needs Java 17+"
+    ),
     pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning"),
 ]
 
@@ -62,7 +64,17 @@ def _edge_rows(first_source_row: int) -> pa.Table:
     ]
     # Z002: eight orders whose exact mean (193.43 / 8 = 24.17875) sits on a rounding tie
     for i, amount in enumerate((24.1, 24.2, 24.3, 24.13, 24.1, 24.2, 24.2, 24.2)):
-        rows.append(("Z002", f"zt{i}", ts(2024, 1, 5) + dt.timedelta(days=37 * i), amount, None, "Zo Tie", "Cairo"))
+        rows.append(
+            (
+                "Z002",
+                f"zt{i}",
+                ts(2024, 1, 5) + dt.timedelta(days=37 * i),
+                amount,
+                None,
+                "Zo Tie",
+                "Cairo",
+            )
+        )
     cols = list(zip(*rows, strict=True))
     n = len(rows)
     return pa.table(
@@ -86,8 +98,12 @@ def workdir(pipeline, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("spark_parity")
     base = pq.read_table(pipeline.transactions)
     edge = _edge_rows(int(pa.compute.max(base["source_row"]).as_py()) + 1).select(base.schema.names)
-    schema = pa.schema([f.with_nullable(True) for f in base.schema])  # the edge rows have NULL names
-    pq.write_table(pa.concat_tables([base.cast(schema), edge.cast(schema)]), root / "transactions.parquet")
+    schema = pa.schema(
+        [f.with_nullable(True) for f in base.schema]
+    )  # the edge rows have NULL names
+    pq.write_table(
+        pa.concat_tables([base.cast(schema), edge.cast(schema)]), root / "transactions.parquet"
+    )
     return root
 
 
@@ -104,7 +120,9 @@ def spark(engine):
 
 
 def _features(workdir: Path, name: str) -> FeaturesParams:
-    return FeaturesParams(input=str(workdir / "transactions.parquet"), output_dir=str(workdir / f"features_{name}"))
+    return FeaturesParams(
+        input=str(workdir / "transactions.parquet"), output_dir=str(workdir / f"features_{name}")
+    )
 
 
 def _assert_same_table(duck: Path, spark: Path) -> None:
@@ -116,7 +134,9 @@ def _assert_same_table(duck: Path, spark: Path) -> None:
         if pa.types.is_floating(x.type):
             xv = x.to_numpy(zero_copy_only=False).astype(float)
             yv = y.to_numpy(zero_copy_only=False).astype(float)
-            assert np.array_equal(np.isnan(xv), np.isnan(yv)), f"{duck.name}: NULLs differ in {name}"
+            assert np.array_equal(np.isnan(xv), np.isnan(yv)), (
+                f"{duck.name}: NULLs differ in {name}"
+            )
             worst = float(np.nanmax(np.abs(xv - yv), initial=0.0))
             assert worst <= TOL, f"{duck.name}: {name} differs by {worst}"
         else:  # integers, strings, dates: exact (this also pins the row order)
@@ -132,9 +152,13 @@ def test_spark_sql_carries_each_engine_difference_rewrite():
     assert diffs and all(d.args.get("unit") is None for d in diffs)  # DATEDIFF(b, a): no time zone
     arg_max = list(tree.find_all(sqlglot.exp.ArgMax))
     assert len(arg_max) == 5  # every one skips NULL values, as DuckDB's arg_max does
-    assert all(isinstance(n.parent, sqlglot.exp.Filter) and "IS NULL" in n.parent.sql() for n in arg_max)
+    assert all(
+        isinstance(n.parent, sqlglot.exp.Filter) and "IS NULL" in n.parent.sql() for n in arg_max
+    )
     ordered = list(tree.find_all(sqlglot.exp.Ordered))
-    assert ordered and all(o.args.get("nulls_first") is False for o in ordered)  # NULLS LAST, as DuckDB
+    assert ordered and all(
+        o.args.get("nulls_first") is False for o in ordered
+    )  # NULLS LAST, as DuckDB
     assert not list(tree.find_all(sqlglot.exp.IntDiv))  # fractional division on both engines
     sums = [s for s in tree.find_all(sqlglot.exp.Sum) if "amount" in s.sql().lower()]
     assert sums and all(
@@ -150,17 +174,27 @@ def test_money_sums_in_the_feature_sql_are_exact():
     sums = list(tree.find_all(sqlglot.exp.Sum))
     money = [s for s in sums if s.this.sql() not in ("orders", "d.orders")]
     assert len(money) >= 10 and len(sums) - len(money) >= 5  # order counts are integers
-    bad = [s.sql() for s in money if not (isinstance(s.this, sqlglot.exp.Cast) and s.this.to.is_type("decimal"))]
+    bad = [
+        s.sql()
+        for s in money
+        if not (isinstance(s.this, sqlglot.exp.Cast) and s.this.to.is_type("decimal"))
+    ]
     assert not bad, f"DOUBLE sums depend on row order (threads, partitions): {bad}"
 
 
 def test_features_match_duckdb(spark, workdir, engine):
     duck = F.run_features(_features(workdir, "duckdb"), engine)
-    on_spark = F.run_features(_features(workdir, "spark"), engine.model_copy(update={"name": "spark"}))
+    on_spark = F.run_features(
+        _features(workdir, "spark"), engine.model_copy(update={"name": "spark"})
+    )
     assert on_spark == duck
     for name in (F.SNAPSHOTS_FILE, F.CURRENT_FILE):
         _assert_same_table(workdir / "features_duckdb" / name, workdir / "features_spark" / name)
-    cur = pq.read_table(workdir / "features_spark" / F.CURRENT_FILE).to_pandas().set_index("customer_id")
+    cur = (
+        pq.read_table(workdir / "features_spark" / F.CURRENT_FILE)
+        .to_pandas()
+        .set_index("customer_id")
+    )
     # DuckDB's arg_max skips NULLs: the latest *known* name and region, not the empty latest line
     assert cur.loc["Z001", ["customer_name", "region"]].tolist() == ["Zed Old", "Cairo"]
     assert "Z004" not in cur.index
@@ -175,17 +209,27 @@ def test_scores_and_lists_identical(spark, pipeline, workdir, engine):
     for name in ("duckdb", "spark"):
         out[name] = workdir / f"scores_{name}"
         summary = run_score(
-            p.score, fp, p.report, engine.model_copy(update={"name": name}),
-            model=str(pipeline.train.model_dir), output_dir=out[name],
+            p.score,
+            fp,
+            p.report,
+            engine.model_copy(update={"name": name}),
+            model=str(pipeline.train.model_dir),
+            output_dir=out[name],
             transactions=workdir / "transactions.parquet",
         )
         assert summary["status"] == "written" and summary["customers_on_lists"] > 0
-    duck_files = sorted(f.relative_to(out["duckdb"]) for f in out["duckdb"].rglob("*") if f.is_file())
+    duck_files = sorted(
+        f.relative_to(out["duckdb"]) for f in out["duckdb"].rglob("*") if f.is_file()
+    )
     assert any(f.parts[0] == "by_manager" for f in duck_files)
     for rel in duck_files:
         if rel.name != "manifest.json":
-            assert filecmp.cmp(out["duckdb"] / rel, out["spark"] / rel, shallow=False), f"{rel} differs"
-    m_duck, m_spark = (json.loads((out[n] / "manifest.json").read_text(encoding="utf-8")) for n in out)
+            assert filecmp.cmp(out["duckdb"] / rel, out["spark"] / rel, shallow=False), (
+                f"{rel} differs"
+            )
+    m_duck, m_spark = (
+        json.loads((out[n] / "manifest.json").read_text(encoding="utf-8")) for n in out
+    )
     # same inputs; the engine keys the manifest (Spark writes more files), so switching
     # engines is never mistaken for "up to date"
     assert {k: v for k, v in m_duck["inputs"].items() if k != "engine"} == {
@@ -199,7 +243,9 @@ def test_scores_and_lists_identical(spark, pipeline, workdir, engine):
     scores = pads.dataset(out["spark"] / S.SCORES_DIR, partitioning="hive").to_table().to_pandas()
     part = pq.read_table(out["spark"] / extra[0])
     assert part.num_rows > 0 and "account_manager" not in part.column_names  # it is in the path
-    listed = pd.read_csv(out["duckdb"] / "risk_list.csv", encoding="utf-8-sig", dtype={"customer_id": str})
+    listed = pd.read_csv(
+        out["duckdb"] / "risk_list.csv", encoding="utf-8-sig", dtype={"customer_id": str}
+    )
     merged = listed.merge(scores, on="customer_id", suffixes=("", "_pq"))
     assert len(merged) == len(listed) == len(scores)
     assert (merged["account_manager"] == merged["account_manager_pq"].astype(str)).all()

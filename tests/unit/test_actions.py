@@ -19,15 +19,31 @@ from churnguard.csvsafe import (
 )
 
 CALL = ActionRule(
-    name="call", action="Call", channel="phone", owner="account_manager", cost=20, save_rate=0.3,
-    risk_bands=["high"], value_tiers=["high"],
+    name="call",
+    action="Call",
+    channel="phone",
+    owner="account_manager",
+    cost=20,
+    save_rate=0.3,
+    risk_bands=["high"],
+    value_tiers=["high"],
 )
 WINBACK = ActionRule(
-    name="winback", action="Survey", channel="email", owner="automated", cost=0.5, save_rate=0.05,
+    name="winback",
+    action="Survey",
+    channel="email",
+    owner="automated",
+    cost=0.5,
+    save_rate=0.05,
     lapsed=True,
 )
 REMIND = ActionRule(
-    name="remind", action="Remind", channel="email", owner="automated", cost=1, save_rate=0.1,
+    name="remind",
+    action="Remind",
+    channel="email",
+    owner="automated",
+    cost=1,
+    save_rate=0.1,
     risk_bands=["medium", "high"],
 )
 
@@ -52,14 +68,21 @@ def customers(n: int, **overrides) -> pd.DataFrame:
 
 
 def test_first_matching_rule_wins_in_playbook_order():
-    frame = customers(3, lapsed=[1, 0, 0], risk_band=["high", "high", "medium"], value_tier=["high", "high", "low"])
+    frame = customers(
+        3,
+        lapsed=[1, 0, 0],
+        risk_band=["high", "high", "medium"],
+        value_tier=["high", "high", "low"],
+    )
     assert match_playbook(frame, [WINBACK, CALL, REMIND]).tolist() == ["winback", "call", "remind"]
     # order matters: with CALL first, the lapsed high-value customer gets the call
     assert match_playbook(frame, [CALL, WINBACK, REMIND]).tolist() == ["call", "call", "remind"]
 
 
 def test_unmatched_and_negative_benefit_customers_get_no_action():
-    frame = customers(2, p_churn=[0.7, 0.7], value_if_retained=[1000.0, 10.0], risk_band=["high", "low"])
+    frame = customers(
+        2, p_churn=[0.7, 0.7], value_if_retained=[1000.0, 10.0], risk_band=["high", "low"]
+    )
     out = assign_actions(frame, ScoreParams(playbook=[CALL, REMIND])).set_index("customer_id")
     # c000: 0.7 × 1000 × 0.3 − 20 = 190; c001 is low risk: no rule matches
     assert out.loc["c000", "expected_net_benefit"] == pytest.approx(190.0)
@@ -99,7 +122,13 @@ def test_capacity_is_per_manager():
 
 def test_bands_and_tiers():
     p = pd.Series([0.1, 0.3, 0.59, 0.6, 0.95])
-    assert risk_band(p, RiskBands(medium=0.3, high=0.6)).tolist() == ["low", "medium", "medium", "high", "high"]
+    assert risk_band(p, RiskBands(medium=0.3, high=0.6)).tolist() == [
+        "low",
+        "medium",
+        "medium",
+        "high",
+        "high",
+    ]
     v = pd.Series([float(i) for i in range(10)])
     tiers = value_tier(v, ValueTiers(mid=0.5, high=0.8)).tolist()
     assert tiers.count("high") == 2 and tiers.count("mid") == 3 and tiers.count("low") == 5
@@ -121,7 +150,10 @@ def test_formula_payloads_never_reach_a_cell_unescaped(payload):
 
 def test_csv_has_bom_keeps_numbers_and_arabic_names(tmp_path):
     frame = pd.DataFrame(
-        {"customer_name": ["مریم رضایی", "=HYPERLINK(\"http://x\")", "-2+3"], "risk": [12.5, 80.0, 3.0]}
+        {
+            "customer_name": ["مریم رضایی", '=HYPERLINK("http://x")', "-2+3"],
+            "risk": [12.5, 80.0, 3.0],
+        }
     )
     path = tmp_path / "list.csv"
     write_excel_csv_atomic(path, frame)
@@ -136,7 +168,16 @@ def test_csv_has_bom_keeps_numbers_and_arabic_names(tmp_path):
 
 @pytest.mark.parametrize(
     "name",
-    ["../../etc/passwd", "a/b\\c", ".hidden", "CON", "  ", "O'Brien / North desk", "مریم\x00رضایی", "x" * 300],
+    [
+        "../../etc/passwd",
+        "a/b\\c",
+        ".hidden",
+        "CON",
+        "  ",
+        "O'Brien / North desk",
+        "مریم\x00رضایی",
+        "x" * 300,
+    ],
 )
 def test_hostile_manager_names_become_safe_file_names(name):
     stem = safe_file_stem(name)

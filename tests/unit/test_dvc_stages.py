@@ -52,7 +52,11 @@ def _imports(path: Path) -> set[str]:
     for node in _runtime_nodes(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name.startswith("churnguard")}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("churnguard"):
+        elif (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.module.startswith("churnguard")
+        ):
             found.add(node.module)
             found |= {f"{node.module}.{a.name}" for a in node.names}  # `from churnguard import x`
     return {m for m in found if _module_file(m) is not None}
@@ -63,7 +67,9 @@ def _calls(path: Path, func: str) -> bool:
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Call):
             f = node.func
-            if (isinstance(f, ast.Name) and f.id == func) or (isinstance(f, ast.Attribute) and f.attr == func):
+            if (isinstance(f, ast.Name) and f.id == func) or (
+                isinstance(f, ast.Attribute) and f.attr == func
+            ):
                 return True
     return False
 
@@ -72,7 +78,11 @@ def _sql_files(path: Path) -> set[Path]:
     """SQL files a module names in a string constant (``"sql/features.sql"``)."""
     out: set[Path] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.endswith(".sql"):
+        if (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and node.value.endswith(".sql")
+        ):
             candidate = PKG / node.value
             if candidate.is_file():
                 out.add(candidate)
@@ -107,12 +117,21 @@ def command_modules(command: str) -> set[str]:
     """The churnguard modules the CLI command function imports."""
     tree = ast.parse((PKG / "cli.py").read_text(encoding="utf-8"))
     func = next(
-        n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == command.replace("-", "_")
+        n
+        for n in tree.body
+        if isinstance(n, ast.FunctionDef) and n.name == command.replace("-", "_")
     )
     found: set[str] = set()
     for node in ast.walk(func):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("churnguard"):
-            found |= {f"{node.module}.{a.name}" if node.module == "churnguard" else node.module for a in node.names}
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.module.startswith("churnguard")
+        ):
+            found |= {
+                f"{node.module}.{a.name}" if node.module == "churnguard" else node.module
+                for a in node.names
+            }
     return found
 
 
@@ -144,9 +163,7 @@ def missing_deps(stage: dict, params: dict) -> list[str]:
     deps = [(REPO / _resolve(d, params)).resolve() for d in stage.get("deps", [])]
     needed = closure(command_modules(command))
     return sorted(
-        str(f.relative_to(REPO))
-        for f in needed
-        if not any(f == d or d in f.parents for d in deps)
+        str(f.relative_to(REPO)) for f in needed if not any(f == d or d in f.parents for d in deps)
     )
 
 
@@ -174,15 +191,21 @@ def test_score_stage_reads_the_feature_code_it_runs() -> None:
     on whichever engine is configured, and draws the CRR chart."""
     files = {str(f.relative_to(REPO)) for f in closure(command_modules("score"))}
     assert {
-        "src/churnguard/feature_defs.py", "src/churnguard/sql/features.sql", "src/churnguard/crr.py",
-        "src/churnguard/sql/crr.sql", "src/churnguard/engines/duckdb.py", "src/churnguard/engines/spark.py",
+        "src/churnguard/feature_defs.py",
+        "src/churnguard/sql/features.sql",
+        "src/churnguard/crr.py",
+        "src/churnguard/sql/crr.sql",
+        "src/churnguard/engines/duckdb.py",
+        "src/churnguard/engines/spark.py",
     } <= files
 
 
 def _module_graph() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {}
     for path in PKG.rglob("*.py"):
-        name = ".".join(path.relative_to(PKG.parent).with_suffix("").parts).removesuffix(".__init__")
+        name = ".".join(path.relative_to(PKG.parent).with_suffix("").parts).removesuffix(
+            ".__init__"
+        )
         graph[name] = set()
     for name in graph:
         path = _module_file(name)
@@ -223,7 +246,8 @@ def test_no_stage_branches_on_the_engine_name() -> None:
     offenders = [
         str(p.relative_to(REPO))
         for p in PKG.rglob("*.py")
-        if "engines" not in p.relative_to(PKG).parts and "engine.name ==" in p.read_text(encoding="utf-8")
+        if "engines" not in p.relative_to(PKG).parts
+        and "engine.name ==" in p.read_text(encoding="utf-8")
     ]
     assert not offenders
 
@@ -248,4 +272,6 @@ def test_dvc_plots_are_the_evaluate_stage_plot_specs() -> None:
     folder = _resolve("${evaluate.model_dir}/eval/plots", _params())
     expected = E.dvc_plots(E.plot_specs(), folder=folder)
     declared = yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))["plots"]
-    assert declared == expected, "regenerate: churnguard evaluate --dvc-plots, then paste the block into dvc.yaml"
+    assert declared == expected, (
+        "regenerate: churnguard evaluate --dvc-plots, then paste the block into dvc.yaml"
+    )

@@ -18,8 +18,28 @@ PKG = Path(__file__).resolve().parents[2] / "src" / "churnguard"
 
 PURE = ("feature_defs", "baselines", "actions", "value", "explain", "gate", "report")
 ALLOWED_INTERNAL = {*PURE, "config", "errors"}
-FORBIDDEN_EXTERNAL = ("duckdb", "mlflow", "pyspark", "sqlglot", "dvc", "lightgbm", "requests", "shutil", "tempfile")
-WRITERS = {"open", "to_parquet", "to_csv", "to_excel", "write_text", "write_bytes", "unlink", "mkdir", "rmtree"}
+FORBIDDEN_EXTERNAL = (
+    "duckdb",
+    "mlflow",
+    "pyspark",
+    "sqlglot",
+    "dvc",
+    "lightgbm",
+    "requests",
+    "shutil",
+    "tempfile",
+)
+WRITERS = {
+    "open",
+    "to_parquet",
+    "to_csv",
+    "to_excel",
+    "write_text",
+    "write_bytes",
+    "unlink",
+    "mkdir",
+    "rmtree",
+}
 
 
 def contract_violations(source: str) -> list[str]:
@@ -31,7 +51,9 @@ def contract_violations(source: str) -> list[str]:
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module:
             names = [node.module] + (
-                [f"{node.module}.{a.name}" for a in node.names] if node.module == "churnguard" else []
+                [f"{node.module}.{a.name}" for a in node.names]
+                if node.module == "churnguard"
+                else []
             )
         for name in names:
             top = name.split(".")[0]
@@ -43,7 +65,9 @@ def contract_violations(source: str) -> list[str]:
                     problems.append(f"imports churnguard.{inner}")
         if isinstance(node, ast.Call):
             f = node.func
-            called = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
+            called = (
+                f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
+            )
             if called in WRITERS:
                 problems.append(f"calls {called}() at line {node.lineno}")
     return problems

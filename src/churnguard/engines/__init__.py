@@ -30,6 +30,7 @@ ENGINES: dict[str, str] = {
     "spark": "churnguard.engines.spark:SparkEngine",
 }
 
+
 @runtime_checkable
 class Scorer(Protocol):
     """What scoring needs from a model once the engine has run it (``ChurnModel`` or a
@@ -54,7 +55,10 @@ class Engine(Protocol):
         ...
 
     def run_program(
-        self, sql: str, transactions: str | Path | pd.DataFrame, params: Mapping[str, Any] | None = None
+        self,
+        sql: str,
+        transactions: str | Path | pd.DataFrame,
+        params: Mapping[str, Any] | None = None,
     ) -> pd.DataFrame:
         """Run one SQL program over the view ``transactions`` with ``$name`` parameters bound."""
         ...

@@ -60,7 +60,9 @@ def _copy_atomic(con: duckdb.DuckDBPyConnection, target: Path) -> int:
     return int(n[0]) if n else 0
 
 
-def data_range(con: duckdb.DuckDBPyConnection, transactions: str | Path) -> tuple[dt.date, dt.date, int]:
+def data_range(
+    con: duckdb.DuckDBPyConnection, transactions: str | Path
+) -> tuple[dt.date, dt.date, int]:
     row = con.execute(
         f"select min(cast(ts as date)), max(cast(ts as date)), count(*) "
         f"from read_parquet({sql_string(str(transactions))})"
@@ -75,6 +77,8 @@ def data_range(con: duckdb.DuckDBPyConnection, transactions: str | Path) -> tupl
 # 10M lines × 6 cutoffs in one query ran in 3.1 GB RSS (4 GB spilled); 50M × 6 spilled
 # 37 GiB and failed; 50M one cutoff at a time stayed at 3.3 GB RSS.
 AUTO_LINE_CUTOFFS_PER_GB = 25_000_000
+
+
 def memory_gb(limit: str) -> float:
     """``engine.memory_limit`` in GB (10⁹ bytes, DuckDB's unit): "2GB" → 2.0, "80%" → 80%
     of physical memory (``config.memory_bytes``)."""
@@ -144,12 +148,16 @@ def concat_parts(parts: list[Path], target: Path) -> int:
                 n_pending += batch.num_rows
                 while n_pending >= ROW_GROUP_ROWS:
                     table = pa.Table.from_batches(pending, schema)
-                    writer.write_table(table.slice(0, ROW_GROUP_ROWS), row_group_size=ROW_GROUP_ROWS)
+                    writer.write_table(
+                        table.slice(0, ROW_GROUP_ROWS), row_group_size=ROW_GROUP_ROWS
+                    )
                     rest = table.slice(ROW_GROUP_ROWS)
                     pending, n_pending = rest.to_batches(), rest.num_rows
                     rows += ROW_GROUP_ROWS
         if n_pending or rows == 0:
-            writer.write_table(pa.Table.from_batches(pending, schema), row_group_size=ROW_GROUP_ROWS)
+            writer.write_table(
+                pa.Table.from_batches(pending, schema), row_group_size=ROW_GROUP_ROWS
+            )
             rows += n_pending
     return rows
 
@@ -176,7 +184,9 @@ def snapshot_frame(
         con.close()
 
 
-def _register_source(con: duckdb.DuckDBPyConnection, transactions: str | Path | pd.DataFrame) -> None:
+def _register_source(
+    con: duckdb.DuckDBPyConnection, transactions: str | Path | pd.DataFrame
+) -> None:
     """The ``transactions`` view a program reads: a Parquet file or an in-memory frame."""
     if isinstance(transactions, pd.DataFrame):
         con.register("transactions", transactions)
@@ -202,7 +212,10 @@ class DuckDBEngine:
             con.close()
 
     def run_program(
-        self, sql: str, transactions: str | Path | pd.DataFrame, params: dict[str, Any] | None = None
+        self,
+        sql: str,
+        transactions: str | Path | pd.DataFrame,
+        params: dict[str, Any] | None = None,
     ) -> pd.DataFrame:
         con = connect(self.params)
         try:
@@ -214,7 +227,9 @@ class DuckDBEngine:
     def build_features(self, params: FeaturesParams) -> dict[str, Any]:
         src = Path(params.input)
         if not src.exists():
-            raise DataError(f"{src}: transactions not found (features.input; run `churnguard ingest`)")
+            raise DataError(
+                f"{src}: transactions not found (features.input; run `churnguard ingest`)"
+            )
         out_dir = Path(params.output_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         remove_stale_parts(out_dir)
@@ -251,7 +266,14 @@ class DuckDBEngine:
         finally:
             con.close()
         summary = run_summary(
-            per_cutoff, len(cutoffs), n_tx, (data_min, data_max), as_of, params.horizon_days, n_snap, n_cur
+            per_cutoff,
+            len(cutoffs),
+            n_tx,
+            (data_min, data_max),
+            as_of,
+            params.horizon_days,
+            n_snap,
+            n_cur,
         )
         write_json_atomic(out_dir / CUTOFFS_FILE, summary)
         return summary

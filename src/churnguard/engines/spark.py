@@ -129,7 +129,9 @@ def _datediff_days(tree: exp.Expression) -> None:
         name = (unit.name if unit is not None else "DAY").upper()
         if name not in ("DAY", "DAYS", "D"):
             raise ValueError(f"date_diff unit {name!r}: only 'day' is mapped to Spark")
-        node.replace(exp.Anonymous(this="DATEDIFF", expressions=[node.this.copy(), node.expression.copy()]))
+        node.replace(
+            exp.Anonymous(this="DATEDIFF", expressions=[node.this.copy(), node.expression.copy()])
+        )
 
 
 def _arg_max_skips_nulls(tree: exp.Expression) -> None:
@@ -160,7 +162,9 @@ def _round_like_duckdb(tree: exp.Expression) -> None:
         if decimals is None:
             continue  # round(x): same on both (half away from zero / HALF_UP)
         if not (isinstance(decimals, exp.Literal) and decimals.is_int and int(decimals.name) > 0):
-            raise ValueError(f"round(..., {decimals.sql()}): only positive literal scales are mapped")
+            raise ValueError(
+                f"round(..., {decimals.sql()}): only positive literal scales are mapped"
+            )
         scale = exp.cast(exp.Literal.number(10 ** int(decimals.name)), exp.DataType.build("double"))
         scaled = exp.Round(this=exp.Mul(this=exp.paren(node.this.copy()), expression=scale.copy()))
         node.replace(exp.paren(exp.Div(this=scaled, expression=scale)))
@@ -191,7 +195,9 @@ def _exact_sums(tree: exp.Expression) -> None:
             arg = arg.this
         scaled = exp.Floor(
             this=exp.Add(
-                this=exp.Mul(this=exp.paren(arg.copy()), expression=exp.Literal.number(MONEY_SCALE)),
+                this=exp.Mul(
+                    this=exp.paren(arg.copy()), expression=exp.Literal.number(MONEY_SCALE)
+                ),
                 expression=exp.Literal.number(0.5),
             )
         )
@@ -199,7 +205,12 @@ def _exact_sums(tree: exp.Expression) -> None:
         parent = node.parent
         outer = parent if isinstance(parent, exp.Filter) and parent.this is node else node
         outer.replace(
-            exp.paren(exp.Div(this=exp.cast(outer.copy(), exp.DataType.build("double")), expression=scale.copy()))
+            exp.paren(
+                exp.Div(
+                    this=exp.cast(outer.copy(), exp.DataType.build("double")),
+                    expression=scale.copy(),
+                )
+            )
         )
 
 
@@ -346,12 +357,29 @@ def read_transactions(spark: SparkSession, transactions: str | Path) -> DataFram
     if not _is_uri(src) and not Path(src).exists():
         raise DataError(f"{src}: transactions not found (run `churnguard ingest`)")
     tx = spark.read.parquet(src)
-    missing = [c for c in ("customer_id", "order_id", "ts", "amount", "product_id", "account_manager",
-                           "customer_name", "region", "source_row") if c not in tx.columns]
+    missing = [
+        c
+        for c in (
+            "customer_id",
+            "order_id",
+            "ts",
+            "amount",
+            "product_id",
+            "account_manager",
+            "customer_name",
+            "region",
+            "source_row",
+        )
+        if c not in tx.columns
+    ]
     if missing:
-        raise DataError(f"{src}: not canonical transactions, missing columns {missing} (run `churnguard ingest`)")
+        raise DataError(
+            f"{src}: not canonical transactions, missing columns {missing} (run `churnguard ingest`)"
+        )
     partitions = int(spark.conf.get("spark.sql.shuffle.partitions"))
-    return tx.withColumn("amount", F.col("amount").cast("double")).repartition(partitions, "customer_id")
+    return tx.withColumn("amount", F.col("amount").cast("double")).repartition(
+        partitions, "customer_id"
+    )
 
 
 @contextlib.contextmanager
@@ -404,7 +432,9 @@ def feature_frame(
     register_inputs(spark, transactions, cutoffs, horizon_days, lost_after_days)
     frame = spark.sql(spark_sql())
     if tuple(frame.columns) != COLUMN_NAMES:
-        raise DataError(f"feature SQL on Spark returned {frame.columns}, expected {list(COLUMN_NAMES)}")
+        raise DataError(
+            f"feature SQL on Spark returned {frame.columns}, expected {list(COLUMN_NAMES)}"
+        )
     return frame
 
 
@@ -523,7 +553,14 @@ def run_features(
         ]
         s.catalog.dropTempView("churnguard_snapshots")
         summary = run_summary(
-            per_cutoff, len(cutoffs), n_tx, (data_min, data_max), as_of, params.horizon_days, n_snap, n_cur
+            per_cutoff,
+            len(cutoffs),
+            n_tx,
+            (data_min, data_max),
+            as_of,
+            params.horizon_days,
+            n_snap,
+            n_cur,
         )
         if _is_uri(out):
             _write_text(s, f"{out}/{CUTOFFS_FILE}", dumps_json(summary))
@@ -617,17 +654,21 @@ def score_snapshot(
         try:
             udf = mlflow.pyfunc.spark_udf(s, uri, result_type="double", env_manager="local")
         except Exception as exc:
-            raise ModelError(f"cannot load {uri} as a Spark UDF ({type(exc).__name__}: {exc})") from None
+            raise ModelError(
+                f"cannot load {uri} as a Spark UDF ({type(exc).__name__}: {exc})"
+            ) from None
         inputs = F.struct(*[F.col(f).cast("double").alias(f) for f in features])
         scored = snap.withColumn(P_COLUMN, udf(inputs)).orderBy("cutoff_date", "customer_id")
         table = scored.toArrow()
     frame = _to_duckdb_pandas(table.drop_columns([P_COLUMN]))
-    p = pd.Series(table.column(P_COLUMN).to_numpy(zero_copy_only=False), index=frame.index, dtype=float)
+    p = pd.Series(
+        table.column(P_COLUMN).to_numpy(zero_copy_only=False), index=frame.index, dtype=float
+    )
     log.info("Spark scored %s customers at %s", f"{len(frame):,}", as_of)
     return frame, SparkPredictions(loaded.model, p)
 
 
-_HIVE_ESCAPE = set('"#%\'*/:=?\\\x7f{[]^')
+_HIVE_ESCAPE = set("\"#%'*/:=?\\\x7f{[]^")
 
 
 def hive_escape(value: object) -> str:
@@ -680,7 +721,10 @@ class SparkEngine:
             return data_range(tx)
 
     def run_program(
-        self, sql: str, transactions: str | Path | pd.DataFrame, params: dict[str, Any] | None = None
+        self,
+        sql: str,
+        transactions: str | Path | pd.DataFrame,
+        params: dict[str, Any] | None = None,
     ) -> pd.DataFrame:
         from churnguard.engines.duckdb import DuckDBEngine
 
