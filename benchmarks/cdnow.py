@@ -46,6 +46,12 @@ top-decile lift, and paired-bootstrap differences to the best baseline; vectoris
 bootstrap, one set of resamples shared by every scorer. Writes
 ``benchmarks/results/cdnow.json`` and the "## CDNOW (real data)" section of
 ``docs/benchmarks.md``.
+
+The modelling logic lives in the package, with unit tests: the split rules, the chain
+and the head-to-head comparison in ``churnguard.backtest``, the BTYD closed forms, checks
+and scorers in ``churnguard.btyd``, the bootstrap in ``churnguard.stats`` and the rule
+baselines in ``churnguard.baselines``. This script prepares the data (ingest, cuts,
+snapshots), trains, times the phases, calls those functions and writes the results.
 """
 
 from __future__ import annotations
@@ -63,18 +69,17 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import average_precision_score, roc_auc_score
 
+from churnguard import backtest as B
+from churnguard import baselines, btyd, stats
 from churnguard import features as F
-from churnguard.config import EngineParams, FeaturesParams, Params, load_params
+from churnguard.config import EngineParams, Params, load_params
 from churnguard.db import connect, sql_string
-from churnguard.evaluate import lift_at
 from churnguard.ingest import run_ingest
 from churnguard.io import write_json_atomic
 from churnguard.modeling import ChurnModel
@@ -93,11 +98,12 @@ DATA_SHA256 = "eff6889ed364c5199d6eacbbeb7a6d559971df4406ac876f322c373f00a072ef"
 
 CAL_END = dt.date(1997, 9, 30)
 HOLDOUT_END = {"39w": dt.date(1998, 6, 30), "13w": dt.date(1997, 12, 31)}
+DATA_START = dt.date(1997, 1, 1)
 ACQUISITION_END = dt.date(1997, 3, 31)  # the cohort bought first in Q1 1997
 BASE_HORIZON_DAYS = 21  # chosen by --backtest (inside the calibration period)
 CUTOFF_STEP_DAYS = 7
 DIRECT_HORIZON = "13w"  # the one holdout a direct model can be trained for (badly)
-WEEK = 7.0
+WEEK = btyd.WEEK_DAYS
 BOOTSTRAP_SEED = 20250
 REFERENCE = {  # ../shared/data/cdnow/README.md
     "best_baseline_roc_auc": {"39w": 0.769, "13w": 0.774},
@@ -172,7 +178,9 @@ def cut_transactions(engine: EngineParams, full: Path, end: dt.date, target: Pat
             "order by customer_id, ts, source_row) "
             f"to {sql_string(str(target))} (format parquet, compression zstd)"
         )
-        row = con.execute(f"select count(*) from read_parquet({sql_string(str(target))})").fetchone()
+        row = con.execute(
+            f"select count(*) from read_parquet({sql_string(str(target))})"
+        ).fetchone()
     finally:
         con.close()
     return int(row[0]) if row else 0
@@ -182,37 +190,25 @@ def horizon_days(name: str, cal_end: dt.date = CAL_END) -> int:
     return (HOLDOUT_END[name] - cal_end).days
 
 
-def fit_plan(
-    params: Params, tx: Path, as_of: dt.date, horizon: int, step: int
-) -> tuple[FeaturesParams, list[dt.date]]:
-    """The rolling-snapshot grid with as many cutoffs as fit before ``as_of``."""
+def plan_on(params: Params, tx: Path, as_of: dt.date, horizon: int, step: int) -> B.BacktestSplit:
+    """The rolling-snapshot grid with as many cutoffs as fit before ``as_of`` (package rule)."""
     con = connect(params.engine)
     try:
         data_min, _, _ = F.data_range(con, tx)
     finally:
         con.close()
-    last = as_of - dt.timedelta(days=horizon)
-    n = max(1, ((last - data_min).days - 1) // step + 1)
-    fp = params.features.model_copy(
-        update={"as_of": as_of, "horizon_days": horizon, "cutoff_step_days": step, "n_cutoffs": n}
-    )
-    return fp, F.plan_cutoffs(data_min, as_of, fp)[1]
-
-
-def latest_training_cutoff(as_of: dt.date, horizon: int, step: int) -> dt.date:
-    """What train.plan_split allows: test = as_of − h, validation = test − step, train ≤ validation − h."""
-    return as_of - dt.timedelta(days=2 * horizon + step)
+    return B.plan_backtest_split(data_min, as_of, horizon, step)
 
 
 def train_on(
     params: Params, tx: Path, as_of: dt.date, horizon: int, step: int, work: Path
 ) -> tuple[ChurnModel, dict[str, Any]]:
     """Normal rolling-snapshot training on transactions up to ``as_of``."""
-    fp, cutoffs = fit_plan(params, tx, as_of, horizon, step)
+    plan = plan_on(params, tx, as_of, horizon, step)
     target = work / f"snapshots_{as_of}_{horizon}d_{step}.parquet"
     con = connect(params.engine)
     try:
-        F.build_snapshot(con, tx, cutoffs, horizon, fp.lost_after_days, target)
+        F.build_snapshot(con, tx, plan.cutoffs, horizon, params.features.lost_after_days, target)
     finally:
         con.close()
     frame = pd.read_parquet(target)
@@ -231,12 +227,10 @@ def chained_no_purchase(
 ) -> pd.Series:
     """P(no purchase in (as_of, as_of + horizon]) from a ``base``-day model, chained.
 
-    Snapshots at as_of + k·base are built from the transactions up to ``as_of`` only
-    (the customer's snapshot there if they do not buy in between). The last partial
-    step of r days contributes p^(r / base).
+    Builds the snapshots at as_of + k·base from the transactions up to ``as_of`` only,
+    scores each with the model and chains them with ``churnguard.backtest.chain_no_purchase``.
     """
-    steps = math.ceil(horizon / base - 1e-9)
-    cutoffs = [as_of + dt.timedelta(days=k * base) for k in range(steps)]
+    cutoffs = B.chain_cutoffs(as_of, base, horizon)
     target = work / f"chain_{as_of}_{base}d_{horizon}d.parquet"
     con = connect(params.engine)
     try:
@@ -244,227 +238,40 @@ def chained_no_purchase(
     finally:
         con.close()
     snap = pd.read_parquet(target)
-    log_p: pd.Series | None = None
-    for k, cutoff in enumerate(cutoffs):
+    step_p = []
+    for cutoff in cutoffs:
         part = snap[snap["cutoff_date"] == cutoff].set_index("customer_id").sort_index()
-        p = pd.Series(np.clip(model.predict(part), 1e-9, 1.0), index=part.index)
-        weight = min(1.0, (horizon - k * base) / base)
-        term = weight * np.log(p)
-        log_p = term if log_p is None else log_p.add(term, fill_value=np.nan)
-    assert log_p is not None and not log_p.isna().any()
-    return np.exp(log_p)
+        step_p.append(pd.Series(model.predict(part), index=part.index))
+    return B.chain_no_purchase(step_p, base, horizon)
 
 
 # --------------------------------------------------------------------------- BTYD
 
 
-def btyd_frame(snap: pd.DataFrame) -> pd.DataFrame:
-    """Calibration-period summary in weeks from the package's own snapshot."""
-    return pd.DataFrame(
-        {
-            "customer_id": np.arange(len(snap)),
-            "frequency": (snap["purchase_days"] - 1).astype(float).to_numpy(),
-            "recency": ((snap["tenure_days"] - snap["recency_days"]) / WEEK).to_numpy(),
-            "T": (snap["tenure_days"] / WEEK).to_numpy(),
-        }
-    )
-
-
-def _point(model: Any, names: tuple[str, ...]) -> dict[str, float]:
-    return {k: float(np.asarray(model.fit_result[k].values).ravel()[0]) for k in names}
-
-
-def fit_btyd(data: pd.DataFrame, horizons: dict[str, float], seed: int) -> dict[str, Any]:
-    """BG/NBD and Pareto/NBD by MAP; scores per holdout and the library checks."""
+def _quiet_pymc() -> None:
     warnings.filterwarnings("ignore")
     logging.getLogger("pymc").setLevel(logging.ERROR)
     logging.getLogger("pytensor").setLevel(logging.ERROR)
+
+
+def fit_btyd(data: pd.DataFrame, horizons: dict[str, float], seed: int) -> dict[str, Any]:
+    """BG/NBD and Pareto/NBD by MAP (timed); scores per holdout and the library checks."""
+    _quiet_pymc()
     import pymc_marketing
-    from pymc_marketing.clv import BetaGeoModel, ParetoNBDModel
 
     out: dict[str, Any] = {"library": f"pymc-marketing {pymc_marketing.__version__}"}
     timer = Timer()
-    bg = BetaGeoModel()
-    bg.fit(data=data, method="map", progressbar=False)
-    out["bg_params"] = _point(bg, ("r", "alpha", "a", "b"))
+    bg = btyd.fit_bgnbd(data)
+    out["bg_params"] = btyd.point_params(bg, btyd.BG_PARAMS)
     out["bg_fit_seconds"] = timer.mark("bg")
-    pn = ParetoNBDModel()
-    pn.fit(data=data, method="map", progressbar=False)
-    out["pn_params"] = _point(pn, ("r", "alpha", "s", "beta"))
+    pn = btyd.fit_paretonbd(data)
+    out["pn_params"] = btyd.point_params(pn, btyd.PN_PARAMS)
     out["pn_fit_seconds"] = timer.mark("pn")
-
-    x = data["frequency"].to_numpy()
-    T = data["T"].to_numpy()
-    one = x == 0
-    bgp = out["bg_params"]
-    p_alive = np.asarray(bg.expected_probability_alive(data).values).ravel()
-    pn_alive = np.asarray(pn.expected_probability_alive(data).values).ravel()
-    rng = np.random.default_rng(seed)
-    scores: dict[str, dict[str, np.ndarray]] = {}
-    checks: dict[str, Any] = {}
-    for name, t in horizons.items():
-        bg_exp = np.asarray(bg.expected_purchases(data, future_t=t).values).ravel()
-        pn_exp = np.asarray(pn.expected_purchases(data, future_t=t).values).ravel()
-        bg_lib = np.asarray(bg.expected_probability_no_purchase(t, data).values).ravel()
-        bg_closed = (1 - p_alive) + p_alive * (
-            (bgp["alpha"] + T) / (bgp["alpha"] + T + t)
-        ) ** (bgp["r"] + x)
-        pn_p0 = np.asarray(
-            pn.expected_purchase_probability(data, n_purchases=0, future_t=t).values
-        ).ravel()
-        checks[name] = {
-            "bg_no_purchase": _check_bg(bg_lib, bg_closed, p_alive, x, T, t, bgp, one, rng),
-            "pn_no_purchase": _check_pn(pn_p0, pn_alive, x, T, t, out["pn_params"], rng),
-        }
-        scores[name] = {
-            "bg_expected": -bg_exp,
-            "bg_no_purchase": bg_closed,
-            "pn_expected": -pn_exp,
-            "pn_no_purchase": pn_p0,
-            "bg_one_minus_palive": 1 - p_alive,
-        }
+    scores, checks = btyd.score_btyd(bg, pn, data, horizons, seed)
     out["checks"] = checks
     out["scores"] = scores
-    out["one_time_buyers"] = int(one.sum())
+    out["one_time_buyers"] = int((data["frequency"].to_numpy() == 0).sum())
     return out
-
-
-def _sample(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
-    return np.sort(rng.choice(n, size=min(n, k), replace=False))
-
-
-def _check_bg(
-    lib: np.ndarray,
-    closed: np.ndarray,
-    p_alive: np.ndarray,
-    x: np.ndarray,
-    T: np.ndarray,
-    t: float,
-    prm: dict[str, float],
-    one: np.ndarray,
-    rng: np.random.Generator,
-    draws: int = 4000,
-) -> dict[str, Any]:
-    """Library vs closed form, both against a simulation of the fitted model."""
-    idx = _sample(len(x), 400, rng)
-    alive = rng.random((draws, idx.size)) < p_alive[idx]
-    lam = rng.gamma(prm["r"] + x[idx], 1.0 / (prm["alpha"] + T[idx]), size=(draws, idx.size))
-    zero = ~alive | (rng.poisson(lam * t) == 0)
-    sim = zero.mean(axis=0)
-    res: dict[str, Any] = {}
-    for group, mask in (("one_time_buyers", one), ("repeat_buyers", ~one)):
-        in_sample = mask[idx]
-        res[group] = {
-            "library_mean": float(lib[mask].mean()),
-            "closed_form_mean": float(closed[mask].mean()),
-            "max_abs_difference": float(np.abs(lib[mask] - closed[mask]).max()),
-            "simulated_mean_on_sample": float(sim[in_sample].mean()),
-            "closed_form_mean_on_sample": float(closed[idx][in_sample].mean()),
-            "library_mean_on_sample": float(lib[idx][in_sample].mean()),
-        }
-    wrong = [g for g, r in res.items() if r["max_abs_difference"] > 1e-6]
-    res["library_wrong_for"] = wrong
-    res["used"] = "closed form" + (f" (library differs for {', '.join(wrong)})" if wrong else "")
-    return res
-
-
-def _check_pn(
-    lib: np.ndarray,
-    p_alive: np.ndarray,
-    x: np.ndarray,
-    T: np.ndarray,
-    t: float,
-    prm: dict[str, float],
-    rng: np.random.Generator,
-    draws: int = 20000,
-) -> dict[str, Any]:
-    """Library P(X(t)=0) vs Monte Carlo: 1 − P(alive) + P(alive)·E[μ/(λ+μ) + λ/(λ+μ)·e^{−(λ+μ)t}]."""
-    idx = _sample(len(x), 200, rng)
-    lam = rng.gamma(prm["r"] + x[idx], 1.0 / (prm["alpha"] + T[idx]), size=(draws, idx.size))
-    mu = rng.gamma(prm["s"], 1.0 / (prm["beta"] + T[idx]), size=(draws, idx.size))
-    tot = lam + mu
-    given_alive = (mu / tot + lam / tot * np.exp(-tot * t)).mean(axis=0)
-    mc = (1 - p_alive[idx]) + p_alive[idx] * given_alive
-    diff = np.abs(lib[idx] - mc)
-    ok = bool(diff.max() < 0.02)  # Monte Carlo error of 20,000 draws is ~0.002
-    return {
-        "sample": int(idx.size),
-        "library_mean_on_sample": float(lib[idx].mean()),
-        "monte_carlo_mean_on_sample": float(mc.mean()),
-        "max_abs_difference": float(diff.max()),
-        "agrees": ok,
-        "used": "library" if ok else "library (disagrees with Monte Carlo; see max_abs_difference)",
-    }
-
-
-# --------------------------------------------------------------------------- metrics
-
-
-def _groups(sorted_scores: np.ndarray) -> np.ndarray:
-    """Start index of every block of tied scores in a sorted array."""
-    return np.concatenate([[0], np.flatnonzero(np.diff(sorted_scores) != 0) + 1])
-
-
-def weighted_auc(score: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """ROC-AUC for each row of weights ``w`` (resample counts), ties counted as one half."""
-    order = np.argsort(score, kind="stable")
-    starts = _groups(score[order])
-    yo = y[order].astype(float)
-    wo = w[:, order]
-    pos = np.add.reduceat(wo * yo, starts, axis=1)
-    neg = np.add.reduceat(wo * (1 - yo), starts, axis=1)
-    below = np.cumsum(neg, axis=1) - neg
-    num = (pos * (below + 0.5 * neg)).sum(axis=1)
-    return num / (pos.sum(axis=1) * neg.sum(axis=1))
-
-
-def weighted_ap(score: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Average precision (step-wise, as sklearn's average_precision_score) per weight row."""
-    order = np.argsort(-score, kind="stable")
-    starts = _groups(-score[order])
-    yo = y[order].astype(float)
-    wo = w[:, order]
-    pos = np.add.reduceat(wo * yo, starts, axis=1)
-    neg = np.add.reduceat(wo * (1 - yo), starts, axis=1)
-    tp, fp = np.cumsum(pos, axis=1), np.cumsum(neg, axis=1)
-    precision = np.divide(tp, tp + fp, out=np.zeros_like(tp), where=(tp + fp) > 0)
-    return (pos * precision).sum(axis=1) / pos.sum(axis=1)
-
-
-def weighted_brier(p: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
-    return (w * (p - y) ** 2).sum(axis=1) / w.sum(axis=1)
-
-
-def resample_counts(n: int, b: int, seed: int, chunk: int = 100) -> list[np.ndarray]:
-    """Bootstrap resamples as count matrices (chunks of ``chunk`` rows × n), reproducible."""
-    out = []
-    for j, start in enumerate(range(0, b, chunk)):
-        rows = min(chunk, b - start)
-        rng = np.random.default_rng([seed, j])
-        idx = rng.integers(0, n, size=(rows, n)) + (np.arange(rows) * n)[:, None]
-        out.append(np.bincount(idx.ravel(), minlength=rows * n).reshape(rows, n).astype(np.float32))
-    return out
-
-
-def bootstrap(
-    fn: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
-    score: np.ndarray,
-    y: np.ndarray,
-    counts: list[np.ndarray],
-) -> np.ndarray:
-    return np.concatenate([fn(score, y, c.astype(np.float64)) for c in counts])
-
-
-def ci(values: np.ndarray) -> list[float]:
-    lo, hi = np.percentile(values, [2.5, 97.5])
-    return [float(lo), float(hi)]
-
-
-def rank01(score: np.ndarray) -> np.ndarray:
-    """A monotone map of any score into (0, 1] (ties kept) for the package's lift_at."""
-    from scipy.stats import rankdata
-
-    return rankdata(score, method="average") / score.size
 
 
 # --------------------------------------------------------------------------- scorers
@@ -482,7 +289,7 @@ SCORERS: dict[str, dict[str, Any]] = {
         "probability": True,
     },
     "recency": {"label": "days since last purchase", "kind": "baseline", "probability": False},
-    "recency_rule": {"label": "no purchase in 180 days (0/1)", "kind": "baseline", "probability": False},
+    "recency_rule": {"label": f"no purchase in {baselines.RECENCY_RULE_DAYS} days (0/1)", "kind": "baseline", "probability": False},
     "rfm": {"label": "RFM quintile sum (15 − R − F − M)", "kind": "baseline", "probability": False},
     "bg_expected": {"label": "BG/NBD, expected holdout purchases", "kind": "baseline", "probability": False},
     "bg_no_purchase": {"label": "BG/NBD, P(no purchase in holdout) (closed form)", "kind": "baseline", "probability": True},
@@ -496,54 +303,19 @@ def evaluate_horizon(
     y: np.ndarray, scores: dict[str, np.ndarray], counts: list[np.ndarray]
 ) -> dict[str, Any]:
     """Point metrics, bootstrap intervals and paired differences to the best baseline."""
-    rows: dict[str, Any] = {}
-    boot: dict[str, dict[str, np.ndarray]] = {}
-    for name, s in scores.items():
-        prob = SCORERS[name]["probability"]
-        auc, ap = float(roc_auc_score(y, s)), float(average_precision_score(y, s))
-        b_auc = bootstrap(weighted_auc, s, y, counts)
-        b_ap = bootstrap(weighted_ap, s, y, counts)
-        boot[name] = {"roc_auc": b_auc, "pr_auc": b_ap}
-        row: dict[str, Any] = {
-            "label": SCORERS[name]["label"],
-            "kind": SCORERS[name]["kind"],
-            "roc_auc": auc,
-            "roc_auc_ci95": ci(b_auc),
-            "pr_auc": ap,
-            "pr_auc_ci95": ci(b_ap),
-            "brier": None,
-            "lift_top10": lift_at(y, s if prob else rank01(s), 0.1),
-        }
-        if prob:
-            row["brier"] = float(np.mean((s - y) ** 2))
-            b_br = bootstrap(weighted_brier, s, y, counts)
-            boot[name]["brier"] = b_br
-            row["brier_ci95"] = ci(b_br)
-            row["mean_prediction"] = float(s.mean())
-        rows[name] = row
-    baselines = [n for n in rows if SCORERS[n]["kind"] == "baseline"]
-    best: dict[str, Any] = {}
-    for metric, better in (("roc_auc", max), ("pr_auc", max), ("brier", min)):
-        pool = [n for n in baselines if rows[n][metric] is not None]
-        winner = better(pool, key=lambda n, m=metric: rows[n][m])
-        diff = boot["churnguard"][metric] - boot[winner][metric]
-        point = rows["churnguard"][metric] - rows[winner][metric]
-        wins = diff > 0 if metric != "brier" else diff < 0
-        best[metric] = {
-            "baseline": winner,
-            "baseline_value": rows[winner][metric],
-            "churnguard_value": rows["churnguard"][metric],
-            "difference": point,
-            "difference_ci95": ci(diff),
-            "share_of_resamples_churnguard_better": float(wins.mean()),
-        }
-    return {
-        "n": int(y.size),
-        "churn_rate": float(y.mean()),
-        "base_rate_brier_oracle": float(y.mean() * (1 - y.mean())),
-        "scorers": rows,
-        "vs_best_baseline": best,
+    res = B.compare_scorers(
+        y,
+        scores,
+        {n: SCORERS[n]["probability"] for n in scores},
+        counts,
+        baselines=[n for n in scores if SCORERS[n]["kind"] == "baseline"],
+        model="churnguard",
+    )
+    res["scorers"] = {
+        n: {"label": SCORERS[n]["label"], "kind": SCORERS[n]["kind"], **row}
+        for n, row in res["scorers"].items()
     }
+    return res
 
 
 # --------------------------------------------------------------------------- main run
@@ -565,18 +337,27 @@ def run(data: Path | None, n_boot: int, seed: int) -> dict[str, Any]:
         cal = work / "calibration.parquet"
         n_cal = cut_transactions(params.engine, full, CAL_END, cal)
         timer.mark("ingest")
-        say(f"ingest: {report['rows_clean']:,} rows, {report['customers']:,} customers; "
-            f"{n_cal:,} rows up to {CAL_END}")
+        say(
+            f"ingest: {report['rows_clean']:,} rows, {report['customers']:,} customers; "
+            f"{n_cal:,} rows up to {CAL_END}"
+        )
 
         # population, holdout labels (package SQL) and the scoring snapshot (calibration only)
         current = F.snapshot_frame(cal, CAL_END, params.features.lost_after_days, params.engine)
         current = current.set_index("customer_id").sort_index()
         labels: dict[str, np.ndarray] = {}
         for name in HOLDOUT_END:
-            lab = F.snapshot_frame(
-                full, CAL_END, params.features.lost_after_days, params.engine,
-                horizon_days=horizon_days(name),
-            ).set_index("customer_id").sort_index()
+            lab = (
+                F.snapshot_frame(
+                    full,
+                    CAL_END,
+                    params.features.lost_after_days,
+                    params.engine,
+                    horizon_days=horizon_days(name),
+                )
+                .set_index("customer_id")
+                .sort_index()
+            )
             cols = list(F.MODEL_FEATURES)
             assert lab.index.equals(current.index), "holdout snapshot has other customers"
             assert lab[cols].equals(current[cols]), "features at the cutoff depend on later data"
@@ -588,21 +369,27 @@ def run(data: Path | None, n_boot: int, seed: int) -> dict[str, Any]:
         fit_notes = {}
         for name in HOLDOUT_END:
             h = horizon_days(name)
-            latest = latest_training_cutoff(CAL_END, h, CUTOFF_STEP_DAYS)
-            if latest <= dt.date(1997, 1, 1):
-                note = (f"{name} ({h} days) does not fit: training cutoffs would have to be on or "
-                        f"before {latest}, before the data starts")
-            elif latest <= ACQUISITION_END:
-                note = (f"{name} ({h} days) fits only with training cutoffs on or before {latest}, "
-                        "inside the acquisition quarter (tenure < 83 days in training vs 183-273 at "
-                        "scoring)")
+            status, latest = B.horizon_fit(
+                CAL_END, h, CUTOFF_STEP_DAYS, DATA_START, ACQUISITION_END
+            )
+            if status == "no_fit":
+                note = (
+                    f"{name} ({h} days) does not fit: training cutoffs would have to be on or "
+                    f"before {latest}, before the data starts"
+                )
+            elif status == "acquisition_only":
+                note = (
+                    f"{name} ({h} days) fits only with training cutoffs on or before {latest}, "
+                    "inside the acquisition quarter (tenure < 83 days in training vs 183-273 at "
+                    "scoring)"
+                )
             else:
                 note = f"{name} ({h} days) fits (latest training cutoff {latest})"
             fit_notes[name] = note
             say("horizon: " + note)
         proxy = (
             f"train on a {BASE_HORIZON_DAYS}-day horizon with weekly cutoffs (latest training "
-            f"cutoff {latest_training_cutoff(CAL_END, BASE_HORIZON_DAYS, CUTOFF_STEP_DAYS)}) and "
+            f"cutoff {B.latest_training_cutoff(CAL_END, BASE_HORIZON_DAYS, CUTOFF_STEP_DAYS)}) and "
             "chain it to the holdout length on snapshots built from calibration data only"
         )
         say("proxy: " + proxy)
@@ -610,11 +397,13 @@ def run(data: Path | None, n_boot: int, seed: int) -> dict[str, Any]:
         # churnguard: normal training on data up to CAL_END, chained to each holdout
         model, summary = train_on(params, cal, CAL_END, BASE_HORIZON_DAYS, CUTOFF_STEP_DAYS, work)
         timer.mark("train")
-        say(f"churnguard: {summary['rows']['train']:,} training rows from "
+        say(
+            f"churnguard: {summary['rows']['train']:,} training rows from "
             f"{len(summary['train_cutoffs'])} cutoffs ({summary['train_cutoffs'][0]}.."
             f"{summary['train_cutoffs'][-1]}), validation {summary['valid_cutoff']}, internal test "
             f"{summary['test_cutoff']}; best iteration {summary['best_iteration']}, calibration "
-            f"{summary['calibration']} ({timer.marks['train']} s)")
+            f"{summary['calibration']} ({timer.marks['train']} s)"
+        )
         scores: dict[str, dict[str, np.ndarray]] = {name: {} for name in HOLDOUT_END}
         for name in HOLDOUT_END:
             chained = chained_no_purchase(
@@ -627,16 +416,16 @@ def run(data: Path | None, n_boot: int, seed: int) -> dict[str, Any]:
         scores[DIRECT_HORIZON]["churnguard_direct"] = direct_model.predict(current.reset_index())
         timer.mark("score")
 
-        # rule baselines on the same snapshot
+        # rule baselines on the same snapshot (the package's, as train uses them)
         for name in HOLDOUT_END:
-            scores[name]["recency"] = current["recency_days"].to_numpy(dtype=float)
-            scores[name]["recency_rule"] = (current["recency_days"] > 180).to_numpy(dtype=float)
-            scores[name]["rfm"] = 15.0 - current["rfm_score"].to_numpy(dtype=float)
+            scores[name]["recency"] = baselines.recency_rank_score(current)
+            scores[name]["recency_rule"] = baselines.recency_rule_score(current)
+            scores[name]["rfm"] = baselines.rfm_baseline_score(current)
 
         # BTYD on the calibration period
         say("BTYD: fitting BG/NBD and Pareto/NBD (MAP, pymc-marketing) ...")
         bt = fit_btyd(
-            btyd_frame(current),
+            btyd.btyd_summary(current, WEEK),
             {name: horizon_days(name) / WEEK for name in HOLDOUT_END},
             seed,
         )
@@ -644,8 +433,10 @@ def run(data: Path | None, n_boot: int, seed: int) -> dict[str, Any]:
             scores[name].update(bt["scores"][name])
         timer.mark("btyd")
 
-        counts = resample_counts(len(current), n_boot, seed)
-        results = {name: evaluate_horizon(labels[name], scores[name], counts) for name in HOLDOUT_END}
+        counts = stats.resample_counts(len(current), n_boot, seed)
+        results = {
+            name: evaluate_horizon(labels[name], scores[name], counts) for name in HOLDOUT_END
+        }
         timer.mark("metrics")
 
     bt.pop("scores")
@@ -658,8 +449,10 @@ def run(data: Path | None, n_boot: int, seed: int) -> dict[str, Any]:
             "customers": report["customers"],
             "calibration": f"1997-01-01..{CAL_END}",
             "calibration_rows": n_cal,
-            "holdouts": {n: f"{CAL_END + dt.timedelta(days=1)}..{d}, {horizon_days(n)} days"
-                         for n, d in HOLDOUT_END.items()},
+            "holdouts": {
+                n: f"{CAL_END + dt.timedelta(days=1)}..{d}, {horizon_days(n)} days"
+                for n, d in HOLDOUT_END.items()
+            },
             "target": "no purchase in the holdout",
             "preset": "configs/cdnow.yaml",
         },
@@ -677,7 +470,10 @@ def run(data: Path | None, n_boot: int, seed: int) -> dict[str, Any]:
             "calibration": summary["calibration"],
             "train_params": "configs/cdnow.yaml train section (the general defaults)",
             "direct_92d_model": {
-                "train_cutoffs": [direct_summary["train_cutoffs"][0], direct_summary["train_cutoffs"][-1]],
+                "train_cutoffs": [
+                    direct_summary["train_cutoffs"][0],
+                    direct_summary["train_cutoffs"][-1],
+                ],
                 "rows": direct_summary["rows"],
                 "best_iteration": direct_summary["best_iteration"],
             },
@@ -691,8 +487,11 @@ def run(data: Path | None, n_boot: int, seed: int) -> dict[str, Any]:
             "seconds": timer.total(),
             "phases_seconds": timer.marks,
             "peak_rss_mb": round(_peak_rss_mb(), 1),
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                        "platform": platform.platform()},
+            "machine": {
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+                "platform": platform.platform(),
+            },
         },
     }
 
@@ -705,14 +504,6 @@ BACKTEST_BASES = (14, 21, 30, 46)
 BACKTEST_STEPS = (7, 14, 30)
 
 
-def _simple_metrics(y: np.ndarray, s: np.ndarray, prob: bool) -> dict[str, float | None]:
-    return {
-        "roc_auc": float(roc_auc_score(y, s)),
-        "pr_auc": float(average_precision_score(y, s)),
-        "brier": float(np.mean((s - y) ** 2)) if prob else None,
-    }
-
-
 def run_backtest(data: Path | None, seed: int) -> dict[str, Any]:
     """Choose the base horizon and cutoff step on pseudo-splits inside the calibration period.
 
@@ -721,6 +512,7 @@ def run_backtest(data: Path | None, seed: int) -> dict[str, Any]:
     mean ROC-AUC over the pseudo-splits is the benchmark's choice.
     """
     timer = Timer()
+    B.check_pseudo_splits(BACKTEST_SPLITS, CAL_END)
     with tempfile.TemporaryDirectory(prefix="churnguard-cdnow-bt-") as tmp:
         work = Path(tmp)
         params, path = load_preset(data, work)
@@ -730,20 +522,23 @@ def run_backtest(data: Path | None, seed: int) -> dict[str, Any]:
         cut_transactions(params.engine, full, CAL_END, cal)
         splits = []
         for end, horizon in BACKTEST_SPLITS:
-            assert end + dt.timedelta(days=horizon) <= CAL_END
             tx = work / f"upto_{end}.parquet"
             cut_transactions(params.engine, cal, end, tx)
-            lab = F.snapshot_frame(
-                cal, end, params.features.lost_after_days, params.engine, horizon_days=horizon
-            ).set_index("customer_id").sort_index()
+            lab = (
+                F.snapshot_frame(
+                    cal, end, params.features.lost_after_days, params.engine, horizon_days=horizon
+                )
+                .set_index("customer_id")
+                .sort_index()
+            )
             y = lab["churned"].to_numpy(dtype=int)
             rows: dict[str, Any] = {}
 
             found: dict[str, tuple[np.ndarray, bool]] = {
-                "recency": (lab["recency_days"].to_numpy(dtype=float), False),
-                "rfm": (15.0 - lab["rfm_score"].to_numpy(dtype=float), False),
+                "recency": (baselines.recency_rank_score(lab), False),
+                "rfm": (baselines.rfm_baseline_score(lab), False),
             }
-            bt = fit_btyd(btyd_frame(lab), {"h": horizon / WEEK}, seed)["scores"]["h"]
+            bt = fit_btyd(btyd.btyd_summary(lab, WEEK), {"h": horizon / WEEK}, seed)["scores"]["h"]
             found["pn_expected"] = (bt["pn_expected"], False)
             found["pn_no_purchase"] = (bt["pn_no_purchase"], True)
             found["bg_no_purchase"] = (bt["bg_no_purchase"], True)
@@ -757,17 +552,17 @@ def run_backtest(data: Path | None, seed: int) -> dict[str, Any]:
                     p = chained_no_purchase(model, params, tx, end, base, horizon, work)
                     found[f"chain_{base}d_step{step}"] = (p.reindex(lab.index).to_numpy(), True)
             for name, (score, prob) in found.items():
-                rows[name] = _simple_metrics(y, score, prob)
+                rows[name] = B.point_metrics(y, score, prob)
                 say(f"  {end} + {horizon} d  {name:24s} {rows[name]}")
-            splits.append({"end": str(end), "horizon_days": horizon, "churn_rate": float(y.mean()),
-                           "scorers": rows})
-    variants = sorted({k for s in splits for k in s["scorers"] if k.startswith("chain_")})
-    mean_auc = {
-        v: round(float(np.mean([s["scorers"][v]["roc_auc"] for s in splits])), 4)
-        for v in variants
-        if all(v in s["scorers"] for s in splits)
-    }
-    choice = max(mean_auc, key=lambda v: (mean_auc[v], v))
+            splits.append(
+                {
+                    "end": str(end),
+                    "horizon_days": horizon,
+                    "churn_rate": float(y.mean()),
+                    "scorers": rows,
+                }
+            )
+    mean_auc, choice = B.select_variant([s["scorers"] for s in splits], prefix="chain_")
     return {
         "benchmark": "cdnow_backtest",
         "rule": "best mean ROC-AUC over the pseudo-splits (calibration data only)",
@@ -802,6 +597,11 @@ def _signed(x: float, digits: int = 3) -> str:
     return f"{x:+.{digits}f}"
 
 
+def _in_order(rows: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Scorer rows in SCORERS order (the JSON is written with sorted keys; --render-only)."""
+    return sorted(rows.items(), key=lambda kv: list(SCORERS).index(kv[0]))
+
+
 def markdown(res: dict[str, Any], backtest: dict[str, Any] | None) -> str:
     r = res["results"]
     cg = res["churnguard"]
@@ -824,7 +624,10 @@ def markdown(res: dict[str, Any], backtest: dict[str, Any] | None) -> str:
         "for every method (paired differences).",
         "",
     ]
-    for name, title in (("39w", "39-week holdout (to 1998-06-30)"), ("13w", "13-week holdout (to 1997-12-31)")):
+    for name, title in (
+        ("39w", "39-week holdout (to 1998-06-30)"),
+        ("13w", "13-week holdout (to 1997-12-31)"),
+    ):
         h = r[name]
         out += [
             f"### {title}",
@@ -832,7 +635,7 @@ def markdown(res: dict[str, Any], backtest: dict[str, Any] | None) -> str:
             "| method | ROC-AUC [95% CI] | PR-AUC | Brier | top-decile lift |",
             "|---|---|---|---|---|",
         ]
-        for key, row in h["scorers"].items():
+        for key, row in _in_order(h["scorers"]):
             label = f"**{row['label']}**" if key == "churnguard" else row["label"]
             lo, hi = row["roc_auc_ci95"]
             out.append(
@@ -944,9 +747,9 @@ def markdown(res: dict[str, Any], backtest: dict[str, Any] | None) -> str:
         "### BTYD baselines",
         "",
         f"{bt['library']}, MAP fits on the calibration period in weeks (default priors): BG/NBD "
-        + ", ".join(f"{k} = {v:.3f}" for k, v in bt["bg_params"].items())
+        + ", ".join(f"{k} = {bt['bg_params'][k]:.3f}" for k in btyd.BG_PARAMS)
         + "; Pareto/NBD "
-        + ", ".join(f"{k} = {v:.3f}" for k, v in bt["pn_params"].items())
+        + ", ".join(f"{k} = {bt['pn_params'][k]:.3f}" for k in btyd.PN_PARAMS)
         + ". They are scored by expected holdout purchases (fewer = riskier) and by P(no purchase "
         "in the holdout). 1 − P(alive) is shown once as a warning: BG/NBD's P(alive) is exactly 1 "
         f"for the {bt['one_time_buyers']:,} one-time buyers, the heaviest churners, so it ranks "
@@ -977,7 +780,9 @@ def markdown(res: dict[str, Any], backtest: dict[str, Any] | None) -> str:
         (
             "The library is wrong for one-time buyers (too high) and exact for repeat buyers, so "
             "the benchmark uses the closed form for BG/NBD's P(no purchase). "
-            if all(chk[n]["bg_no_purchase"]["library_wrong_for"] == ["one_time_buyers"] for n in chk)
+            if all(
+                chk[n]["bg_no_purchase"]["library_wrong_for"] == ["one_time_buyers"] for n in chk
+            )
             else "The library differs from the closed form for: "
             + "; ".join(f"{n} {chk[n]['bg_no_purchase']['library_wrong_for']}" for n in chk)
             + " — the benchmark uses the closed form for BG/NBD's P(no purchase). "
@@ -1025,7 +830,7 @@ def console_table(res: dict[str, Any]) -> str:
     lines = []
     for name in ("39w", "13w"):
         lines.append(f"{name}: churn rate {res['results'][name]['churn_rate']:.3f}")
-        for row in res["results"][name]["scorers"].values():
+        for _, row in _in_order(res["results"][name]["scorers"]):
             lo, hi = row["roc_auc_ci95"]
             lines.append(
                 f"  {row['label'][:62]:62s} AUC {_f(row['roc_auc'])} [{_f(lo)}, {_f(hi)}]  "
@@ -1042,17 +847,27 @@ def console_table(res: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=None,
-                        help="CDNOW_master.txt (default: ingest.source.path of configs/cdnow.yaml)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="CDNOW_master.txt (default: ingest.source.path of configs/cdnow.yaml)",
+    )
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
     parser.add_argument("--seed", type=int, default=BOOTSTRAP_SEED)
     parser.add_argument("--out", type=Path, default=RESULTS / "cdnow.json")
     parser.add_argument("--docs", type=Path, default=DOCS, help="markdown file to update")
     parser.add_argument("--no-docs", action="store_true", help="do not touch the markdown file")
-    parser.add_argument("--render-only", action="store_true",
-                        help="rewrite the markdown section from the existing --out JSON, no run")
-    parser.add_argument("--backtest", action="store_true",
-                        help="run the design check (pseudo-splits inside the calibration period)")
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="rewrite the markdown section from the existing --out JSON, no run",
+    )
+    parser.add_argument(
+        "--backtest",
+        action="store_true",
+        help="run the design check (pseudo-splits inside the calibration period)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if args.backtest:
@@ -1067,15 +882,24 @@ def main(argv: list[str] | None = None) -> int:
         write_json_atomic(args.out, res)
     say(console_table(res))
     backtest_path = RESULTS / "cdnow_backtest.json"
-    backtest = json.loads(backtest_path.read_text(encoding="utf-8")) if backtest_path.exists() else None
-    if backtest is not None and backtest["choice"] != f"chain_{BASE_HORIZON_DAYS}d_step{CUTOFF_STEP_DAYS}":
-        say(f"warning: the backtest chose {backtest['choice']}, the benchmark uses "
-            f"chain_{BASE_HORIZON_DAYS}d_step{CUTOFF_STEP_DAYS}")
+    backtest = (
+        json.loads(backtest_path.read_text(encoding="utf-8")) if backtest_path.exists() else None
+    )
+    if (
+        backtest is not None
+        and backtest["choice"] != f"chain_{BASE_HORIZON_DAYS}d_step{CUTOFF_STEP_DAYS}"
+    ):
+        say(
+            f"warning: the backtest chose {backtest['choice']}, the benchmark uses "
+            f"chain_{BASE_HORIZON_DAYS}d_step{CUTOFF_STEP_DAYS}"
+        )
     if not args.no_docs:
         write_docs(markdown(res, backtest), args.docs)
         verb = "read" if args.render_only else "wrote"
         say(f"{verb} {args.out}; wrote the '{SECTION}' section of {args.docs}")
-    say(f"run time {res['runtime']['seconds']:.0f} s, peak RSS {res['runtime']['peak_rss_mb']:.0f} MB")
+    say(
+        f"run time {res['runtime']['seconds']:.0f} s, peak RSS {res['runtime']['peak_rss_mb']:.0f} MB"
+    )
     return 0
 
 

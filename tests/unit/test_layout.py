@@ -16,7 +16,17 @@ import pytest
 
 PKG = Path(__file__).resolve().parents[2] / "src" / "churnguard"
 
-PURE = ("feature_defs", "baselines", "actions", "value", "explain", "gate", "report")
+PURE = (
+    "feature_defs",
+    "baselines",
+    "actions",
+    "value",
+    "explain",
+    "gate",
+    "report",
+    "stats",
+    "btyd",
+)
 ALLOWED_INTERNAL = {*PURE, "config", "errors"}
 FORBIDDEN_EXTERNAL = (
     "duckdb",
