@@ -38,6 +38,7 @@ test: install-dev
 
 lint: install-dev
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 
 $(VENV)/.bench-installed: $(VENV)/.dev-installed requirements-bench.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements-bench.lock
