@@ -23,6 +23,8 @@ RISK_BANDS = ("high", "medium", "low")
 CHANGES = ("new", "escalated", "de-escalated", "unchanged")
 
 CSS = """
+.warn{background:#fff4e5;border-left:4px solid #e8a33d;padding:8px 12px;margin:10px 0;
+font-weight:600}
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#222;
 margin:0;background:#fafafa;line-height:1.45}
 main{max-width:1100px;margin:0 auto;padding:24px 28px 48px;background:#fff}
@@ -129,11 +131,20 @@ def _text(x: float, y: float, text: str, anchor: str = "middle", size: int = 11)
 
 
 def _header(ctx: dict[str, Any]) -> str:
+    summary = ctx.get("summary") or {}
+    fresh = summary.get("data_freshness") or {}
+    data = (
+        f" · Data: last transaction {_e(fresh.get('last_transaction'))} "
+        f"({_int(fresh.get('days_from_last_transaction_to_as_of'))} days before the as-of date)"
+        if fresh
+        else ""
+    )
+    warnings = "".join(f'<p class="warn">{_e(w)}</p>' for w in summary.get("warnings") or [])
     return (
         f"<header><h1>Churn risk report — week of {_e(ctx.get('as_of'))}</h1>"
         f'<p class="meta">Model: <code>{_e(ctx.get("model"))}</code> · Label: churn = no '
         f"purchase in the next {_int(ctx.get('horizon_days'))} days · Value horizon: "
-        f"{_int(ctx.get('value_horizon_days'))} days</p></header>"
+        f"{_int(ctx.get('value_horizon_days'))} days{data}</p>{warnings}</header>"
     )
 
 

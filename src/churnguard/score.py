@@ -426,8 +426,11 @@ def run_score(
         )
     if as_of is None:
         as_of = sp.as_of
+    first_day, last_day, _ = get_engine(engine).data_range(tx)
     if as_of is None:
-        as_of = get_engine(engine).data_range(tx)[1]
+        _refuse_future_dates(tx, engine, last_day)
+        as_of = last_day
+    freshness = data_freshness(first_day, last_day, as_of, fp.horizon_days)
     out_dir = Path(output_dir) if output_dir else Path(sp.output_root) / as_of.isoformat()
     flag = "--output-dir" if output_dir else "score.output_root"
     if out_dir.parent.exists() and not out_dir.parent.is_dir():
@@ -444,6 +447,7 @@ def run_score(
             flag,
             model,
             registered_name,
+            freshness,
             compare=output_dir is None,
             force=force,
             before_swap=before_swap,
@@ -466,6 +470,7 @@ def _score_locked(
     flag: str,
     model: str | None,
     registered_name: str,
+    freshness: dict[str, Any],
     *,
     compare: bool,
     force: bool,
@@ -519,6 +524,8 @@ def _score_locked(
                 **({"previous_list_ignored": prev_error} if prev_error else {}),
                 "recovered": int((gone.get("change", pd.Series(dtype=str)) == "recovered").sum()),
                 "inputs": inputs,
+                "data_freshness": freshness,
+                "warnings": list(freshness["warnings"]),
             },
         )
         out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -559,6 +566,53 @@ def _score_locked(
         out_dir,
     )
     return {**summary, "status": "written", "output_dir": str(out_dir)}
+
+
+_FUTURE_LINES_SQL = (
+    "select count(*) as n, max(cast(ts as date)) as last from transactions "
+    "where cast(ts as date) > cast($today as date)"
+)
+
+
+def _refuse_future_dates(tx: Path, engine: EngineParams, last_day: dt.date) -> None:
+    """The default as-of is the last transaction date: lines dated after today would move it
+    into the future and make every customer look lapsed, so they stop the run (exit 3)."""
+    today = dt.date.today()
+    if last_day <= today:
+        return
+    row = get_engine(engine).run_program(_FUTURE_LINES_SQL, tx, {"today": today}).iloc[0]
+    raise DataError(
+        f"{tx}: {int(row['n']):,} transaction line(s) are dated after today ({today}), up to "
+        f"{row['last']}; the default as-of date would be {row['last']}. Fix those dates, "
+        "quarantine them with ingest.as_of (then re-run ingest), or pass --as-of / set score.as_of"
+    )
+
+
+def data_freshness(
+    first_day: dt.date, last_day: dt.date, as_of: dt.date, horizon_days: int
+) -> dict[str, Any]:
+    """How old the data is at the as-of date, with a warning when the lists say more about
+    the data's age than about churn (no purchase can be seen after the last transaction)."""
+    silent = (as_of - last_day).days
+    warnings = []
+    if silent > horizon_days:
+        warnings.append(
+            f"The data ends {silent} days before the as-of date {as_of} (last transaction "
+            f"{last_day}), more than the {horizon_days}-day churn horizon: every customer looks "
+            "silent for that long, so risks and lists are overstated. Refresh the data "
+            f"(churnguard ingest) or score at --as-of {last_day}."
+        )
+    elif silent > 7:
+        warnings.append(
+            f"The data ends {silent} days before the as-of date {as_of} (last transaction "
+            f"{last_day}); purchases since then are not seen, so risks are somewhat overstated."
+        )
+    return {
+        "first_transaction": first_day.isoformat(),
+        "last_transaction": last_day.isoformat(),
+        "days_from_last_transaction_to_as_of": silent,
+        "warnings": warnings,
+    }
 
 
 def _up_to_date(out_dir: Path, key: str) -> bool:

@@ -1,0 +1,80 @@
+"""Every list says how fresh its data is, and stale or future-dated data is said loudly:
+in summary.json and the report, not only in a log."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from churnguard.config import ReportParams, load_params
+from churnguard.errors import DataError
+from churnguard.score import data_freshness, run_score
+
+REPO = Path(__file__).resolve().parents[2]
+LAST = dt.date(2024, 12, 31)  # the fixture's data ends here
+
+
+def run(pipeline, root: Path, tx: Path | None = None, **kw):
+    sp = load_params(REPO / "params.yaml").score.model_copy(update={"output_root": str(root)})
+    return run_score(
+        sp,
+        pipeline.features,
+        ReportParams(),
+        pipeline.engine,
+        model=pipeline.train.model_dir,
+        transactions=tx or pipeline.transactions,
+        **kw,
+    )
+
+
+@pytest.mark.parametrize(
+    ("as_of", "warned"),
+    [
+        (LAST, None),
+        (LAST + dt.timedelta(days=7), None),
+        (LAST + dt.timedelta(days=30), "somewhat overstated"),
+        (LAST + dt.timedelta(days=365), "more than the 90-day churn horizon"),
+    ],
+    ids=["on the last day", "a week later", "a month later", "a year later"],
+)
+def test_freshness_is_reported_and_stale_data_warned(as_of, warned):
+    got = data_freshness(dt.date(2022, 1, 1), LAST, as_of, 90)
+    assert got["last_transaction"] == "2024-12-31"
+    assert got["days_from_last_transaction_to_as_of"] == (as_of - LAST).days
+    if warned is None:
+        assert got["warnings"] == []
+    else:
+        assert len(got["warnings"]) == 1 and warned in got["warnings"][0]
+
+
+def test_scoring_a_year_after_the_data_says_so_in_summary_and_report(pipeline, tmp_path):
+    as_of = LAST + dt.timedelta(days=365)
+    summary = run(pipeline, tmp_path, as_of=as_of)
+    assert summary["data_freshness"]["days_from_last_transaction_to_as_of"] == 365
+    assert any("365 days before the as-of date" in w for w in summary["warnings"])
+    out = tmp_path / as_of.isoformat()
+    assert (
+        json.loads((out / "summary.json").read_text(encoding="utf-8"))["warnings"]
+        == summary["warnings"]
+    )
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert html.count('class="warn"') == 1 and "365 days before the as-of date" in html
+
+
+def test_a_line_dated_in_the_future_cannot_move_the_default_as_of(pipeline, tmp_path):
+    tx = pd.read_parquet(pipeline.transactions)
+    tx.loc[tx.index[0], "ts"] = pd.Timestamp("2099-01-01")
+    path = tmp_path / "future.parquet"
+    tx.to_parquet(path, index=False)
+    with pytest.raises(DataError, match="1 transaction line") as err:
+        run(pipeline, tmp_path / "scores", tx=path)
+    assert (
+        err.value.exit_code == 3 and "2099-01-01" in str(err.value) and "--as-of" in str(err.value)
+    )
+    assert not (tmp_path / "scores").exists()
+    # an explicit as-of is the operator's decision: scored, with the future line unseen
+    assert run(pipeline, tmp_path / "scores", tx=path, as_of=LAST)["status"] == "written"
