@@ -635,3 +635,6 @@ class LoadedModel:
     ref: str  # what the user asked for: a folder or models:/name@alias
     version: str  # registry version or "file"
     digest: str  # md5 over booster + calibrator + features
+    # test-cutoff metrics per scorer ({"model": {"roc_auc": …}, "logreg": {…}, …}) from the
+    # folder's eval/metrics.json or the registry version's MLflow run; None when not evaluated
+    evaluation: dict[str, Any] | None = None

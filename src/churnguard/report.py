@@ -140,11 +140,23 @@ def _header(ctx: dict[str, Any]) -> str:
         else ""
     )
     warnings = "".join(f'<p class="warn">{_e(w)}</p>' for w in summary.get("warnings") or [])
+    q = summary.get("model_quality") or {}
+    if q.get("evaluated") and q.get("roc_auc") is not None:
+        best = q.get("best_baseline")
+        versus = (
+            f" against the best baseline {_e(best)} at "
+            f"{float(q['baselines_roc_auc'][best]):.3f} (lead {float(q['lead_roc_auc']):+.3f})"
+            if best
+            else ""
+        )
+        quality = f'<p class="meta">Model quality on its test cutoff: ROC-AUC {float(q["roc_auc"]):.3f}{versus}</p>'
+    else:
+        quality = '<p class="meta">Model quality: not evaluated</p>' if q else ""
     return (
         f"<header><h1>Churn risk report — week of {_e(ctx.get('as_of'))}</h1>"
         f'<p class="meta">Model: <code>{_e(ctx.get("model"))}</code> · Label: churn = no '
         f"purchase in the next {_int(ctx.get('horizon_days'))} days · Value horizon: "
-        f"{_int(ctx.get('value_horizon_days'))} days{data}</p>{warnings}</header>"
+        f"{_int(ctx.get('value_horizon_days'))} days{data}</p>{quality}{warnings}</header>"
     )
 
 

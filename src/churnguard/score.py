@@ -152,7 +152,10 @@ def load_model(model: str | None, registered_name: str) -> LoadedModel:
     """A model folder (``--model models``) or the registry's champion (default)."""
     if model and not model.startswith("models:/"):
         folder = Path(model)
-        return LoadedModel(ChurnModel.load(folder), str(folder), "file", _model_digest(folder))
+        loaded = ChurnModel.load(folder)
+        return LoadedModel(
+            loaded, str(folder), "file", _model_digest(folder), _folder_evaluation(folder)
+        )
     from churnguard import tracking
 
     uri = model or f"models:/{registered_name}@{tracking.CHAMPION}"
@@ -172,7 +175,79 @@ def load_model(model: str | None, registered_name: str) -> LoadedModel:
         if folder is None:
             raise ModelError(f"{uri}: the registered model has no {BOOSTER_FILE}")
         version = tracking.champion_version(registered_name) if model is None else uri
-        return LoadedModel(ChurnModel.load(folder), uri, str(version), _model_digest(folder))
+        name = uri.removeprefix("models:/").split("@")[0].split("/")[0]
+        number = str(version) if model is None else uri.removeprefix("models:/").partition("/")[2]
+        evaluation = tracking.version_test_metrics(name, number) if number.isdigit() else None
+        return LoadedModel(
+            ChurnModel.load(folder), uri, str(version), _model_digest(folder), evaluation
+        )
+
+
+def _folder_evaluation(folder: Path) -> dict[str, Any] | None:
+    """The scorers' test metrics that ``churnguard evaluate`` wrote beside a model folder."""
+    path = folder / "eval" / "metrics.json"
+    try:
+        scorers = json.loads(path.read_text(encoding="utf-8")).get("scorers")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return scorers if isinstance(scorers, dict) and "model" in scorers else None
+
+
+BASELINE_NAMES = {
+    "logreg": "logistic regression",
+    "recency_rank": "days since last purchase",
+    "recency_rule": "no purchase in 180 days",
+    "rfm": "RFM score",
+}
+WEAK_ROC_AUC = 0.6  # below this a ranking is barely better than chance (0.5)
+
+
+def model_quality(evaluation: dict[str, Any] | None) -> tuple[dict[str, Any], list[str]]:
+    """How good the scorer that made the lists is against the baselines on its test cutoff,
+    and warnings when that evidence is weak (not evaluated, no lead, near chance)."""
+    if not evaluation or not isinstance(evaluation.get("model"), dict):
+        return {"evaluated": False}, [
+            "This model has no evaluation (eval/metrics.json beside the model folder, or metrics "
+            "on its MLflow run): how it compares with the simple baselines is unknown. Run "
+            "`churnguard evaluate` before trusting these lists."
+        ]
+    model = evaluation["model"]
+    baselines = {
+        k: v
+        for k, v in evaluation.items()
+        if k in BASELINE_NAMES and isinstance(v, dict) and v.get("roc_auc") is not None
+    }
+    auc = model.get("roc_auc")
+    quality: dict[str, Any] = {
+        "evaluated": True,
+        "roc_auc": auc,
+        "pr_auc": model.get("pr_auc"),
+        "brier": model.get("brier"),
+        "baselines_roc_auc": {k: v["roc_auc"] for k, v in sorted(baselines.items())},
+    }
+    warnings: list[str] = []
+    if auc is None:
+        warnings.append(
+            "The model's test ROC-AUC is undefined (one class on the test cutoff): its ranking is unproven."
+        )
+        return quality, warnings
+    if baselines:
+        best = max(sorted(baselines), key=lambda k: baselines[k]["roc_auc"])
+        lead = round(float(auc) - float(baselines[best]["roc_auc"]), 6)
+        quality.update(best_baseline=best, lead_roc_auc=lead)
+        if lead <= 0:
+            warnings.append(
+                f"The model does not rank customers better than the best simple baseline "
+                f"({BASELINE_NAMES[best]}: ROC-AUC {baselines[best]['roc_auc']:.3f} against the "
+                f"model's {auc:.3f} on the test cutoff): treat the order of these lists as no "
+                "better than that rule."
+            )
+    if auc < WEAK_ROC_AUC:
+        warnings.append(
+            f"The model's test ROC-AUC is {auc:.3f}, barely better than chance (0.5): these lists "
+            "are weak evidence of who will leave."
+        )
+    return quality, warnings
 
 
 def params_digest(sp: ScoreParams, fp: FeaturesParams, rp: ReportParams) -> str:
@@ -490,6 +565,9 @@ def _score_locked(
             "transactions_md5": file_md5(tx),
             "model_digest": loaded.digest,
             "model_version": loaded.version,
+            "evaluation_digest": hashlib.sha256(
+                json.dumps(loaded.evaluation, sort_keys=True, default=str).encode()
+            ).hexdigest()[:16],
             "params_digest": params_digest(sp, fp, rp),
             "churnguard": __version__,
         }
@@ -504,6 +582,7 @@ def _score_locked(
             )
             return {**summary, "status": "up-to-date", "output_dir": str(out_dir)}
 
+        quality, quality_warnings = model_quality(loaded.evaluation)
         runner = get_engine(engine)
         snap, scoring_model = runner.score_snapshot(tx, as_of, fp.lost_after_days, loaded)
         scored = score_frame(snap, scoring_model, sp)
@@ -525,7 +604,8 @@ def _score_locked(
                 "recovered": int((gone.get("change", pd.Series(dtype=str)) == "recovered").sum()),
                 "inputs": inputs,
                 "data_freshness": freshness,
-                "warnings": list(freshness["warnings"]),
+                "model_quality": quality,
+                "warnings": [*quality_warnings, *freshness["warnings"]],
             },
         )
         out_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -226,3 +226,23 @@ def champion_version(name: str) -> str | None:
         return str(MlflowClient().get_model_version_by_alias(name, CHAMPION).version)
     except MlflowException:
         return None
+
+
+def version_test_metrics(name: str, version: str) -> dict[str, dict[str, float]] | None:
+    """Test-cutoff metrics per scorer logged on the run of ``name`` version ``version``
+    (``test.<scorer>.<metric>``), or None when the version or its metrics are missing."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    try:
+        run_id = client.get_model_version(name, version).run_id
+        metrics = client.get_run(run_id).data.metrics if run_id else {}
+    except MlflowException:
+        return None
+    scorers: dict[str, dict[str, float]] = {}
+    for key, value in metrics.items():
+        parts = key.split(".")
+        if len(parts) == 3 and parts[0] == "test":
+            scorers.setdefault(parts[1], {})[parts[2]] = float(value)
+    return scorers or None

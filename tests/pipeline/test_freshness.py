@@ -62,7 +62,8 @@ def test_scoring_a_year_after_the_data_says_so_in_summary_and_report(pipeline, t
         == summary["warnings"]
     )
     html = (out / "report.html").read_text(encoding="utf-8")
-    assert html.count('class="warn"') == 1 and "365 days before the as-of date" in html
+    assert html.count('class="warn"') == len(summary["warnings"]) == 2  # + "no evaluation"
+    assert "365 days before the as-of date" in html
 
 
 def test_a_line_dated_in_the_future_cannot_move_the_default_as_of(pipeline, tmp_path):
@@ -78,3 +79,39 @@ def test_a_line_dated_in_the_future_cannot_move_the_default_as_of(pipeline, tmp_
     assert not (tmp_path / "scores").exists()
     # an explicit as-of is the operator's decision: scored, with the future line unseen
     assert run(pipeline, tmp_path / "scores", tx=path, as_of=LAST)["status"] == "written"
+
+
+def test_lists_say_how_good_the_model_is(pipeline, tmp_path):
+    """The fixture's model folder has no evaluation: the lists say so. After
+    `churnguard evaluate` writes eval/metrics.json beside it, they carry the figures."""
+    import shutil
+
+    from churnguard.config import EvaluateParams
+    from churnguard.evaluate import run_evaluate
+
+    summary = run(pipeline, tmp_path / "a", as_of=LAST)
+    assert summary["model_quality"] == {"evaluated": False}
+    assert any("no evaluation" in w for w in summary["warnings"])
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(pipeline.train.model_dir, model_dir)
+    run_evaluate(EvaluateParams(model_dir=str(model_dir)))
+    sp = load_params(REPO / "params.yaml").score.model_copy(
+        update={"output_root": str(tmp_path / "b")}
+    )
+    summary = run_score(
+        sp,
+        pipeline.features,
+        ReportParams(),
+        pipeline.engine,
+        model=str(model_dir),
+        transactions=pipeline.transactions,
+        as_of=LAST,
+    )
+    q = summary["model_quality"]
+    assert (
+        q["evaluated"] and 0.5 < q["roc_auc"] <= 1 and q["best_baseline"] in q["baselines_roc_auc"]
+    )
+    assert not any("no evaluation" in w for w in summary["warnings"])
+    html = (tmp_path / "b" / LAST.isoformat() / "report.html").read_text(encoding="utf-8")
+    assert f"ROC-AUC {q['roc_auc']:.3f}" in html and "lead" in html

@@ -356,6 +356,9 @@ def test_registry_model_copies_do_not_pile_up_in_the_temp_folder(pipeline, tmp_p
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # the temp folder this run uses
     loaded = load_model(None, name)
     assert loaded.version == "1" and len(loaded.model.features) > 5
+    # the lists will say how good it is: the gate's test metrics come with it from its run
+    assert loaded.evaluation is not None and {"model", "logreg", "rfm"} <= set(loaded.evaluation)
+    assert 0.5 < loaded.evaluation["model"]["roc_auc"] <= 1
     assert list(scratch.iterdir()) == []
 
 

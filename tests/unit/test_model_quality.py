@@ -1,0 +1,50 @@
+"""Every list says how good its scorer is against the baselines, and when the evidence is
+weak it says so."""
+
+from __future__ import annotations
+
+import pytest
+
+from churnguard.score import model_quality
+
+GOOD = {
+    "model": {"roc_auc": 0.783, "pr_auc": 0.817, "brier": 0.189},
+    "model_raw": {"roc_auc": 0.783, "pr_auc": 0.817, "brier": 0.198},
+    "logreg": {"roc_auc": 0.774, "pr_auc": 0.795, "brier": 0.192},
+    "recency_rank": {"roc_auc": 0.756, "pr_auc": 0.782, "brier": 0.199},
+    "rfm": {"roc_auc": 0.704, "pr_auc": 0.721, "brier": 0.215},
+}
+
+
+def test_a_model_that_beats_its_baselines_is_reported_without_warning():
+    quality, warnings = model_quality(GOOD)
+    assert warnings == []
+    assert quality["evaluated"] and quality["best_baseline"] == "logreg"
+    assert quality["lead_roc_auc"] == pytest.approx(0.009)
+    assert set(quality["baselines_roc_auc"]) == {"logreg", "recency_rank", "rfm"}  # not model_raw
+
+
+@pytest.mark.parametrize(
+    ("model_auc", "needles"),
+    [
+        (0.774, ["does not rank customers better", "logistic regression"]),
+        (0.52, ["does not rank customers better", "barely better than chance"]),
+    ],
+    ids=["tied with the best baseline", "the one-year e-commerce case: 0.52"],
+)
+def test_weak_evidence_is_said(model_auc, needles):
+    evaluation = {**GOOD, "model": {**GOOD["model"], "roc_auc": model_auc}}
+    if model_auc < 0.6:
+        evaluation = {k: {**v, "roc_auc": min(v["roc_auc"], 0.52)} for k, v in evaluation.items()}
+    _, warnings = model_quality(evaluation)
+    text = " ".join(warnings)
+    assert all(n in text for n in needles)
+
+
+@pytest.mark.parametrize(
+    "evaluation", [None, {}, {"logreg": {"roc_auc": 0.7}}], ids=["none", "empty", "no model"]
+)
+def test_an_unevaluated_model_is_said(evaluation):
+    quality, warnings = model_quality(evaluation)
+    assert quality == {"evaluated": False}
+    assert len(warnings) == 1 and "churnguard evaluate" in warnings[0]
