@@ -292,6 +292,14 @@ def score(
     force: Annotated[
         bool, typer.Option("--force", help="Rewrite even when inputs are unchanged.")
     ] = False,
+    allow_stale: Annotated[
+        bool,
+        typer.Option(
+            "--allow-stale",
+            help="Score even when the as-of date is more than score.max_days_after_data "
+            "after the last transaction (the lists carry a warning).",
+        ),
+    ] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print a JSON summary on stdout.")
     ] = False,
@@ -326,6 +334,7 @@ def score(
         output_dir=output_dir,
         transactions=transactions,
         force=force,
+        allow_stale=allow_stale,
     )
     if as_json:
         typer.echo(json.dumps(summary, sort_keys=True, ensure_ascii=False))

@@ -204,7 +204,7 @@ class TrainParams(_Section):
     min_rows: Annotated[int, Field(ge=1)] = 200
     register_model: bool = True
     registered_model_name: str = "churnguard"
-    gate_tolerance: Annotated[float, Field(ge=0)] = 0.005
+    gate_tolerance: Annotated[float, Field(ge=0)] = 0.0
     experiment_name: str = "churnguard"
 
 
@@ -299,6 +299,9 @@ class ScoreParams(_Section):
     playbook: list[ActionRule] = Field(default_factory=list)
     # an empty playbook gives every customer "no action": refused unless meant
     allow_empty_playbook: bool = False
+    # refuse (exit 3) an as-of date more than this many days after the last transaction:
+    # every customer would look silent for that long (--allow-stale scores anyway, warned)
+    max_days_after_data: Annotated[int, Field(ge=0)] = 30
 
     @field_validator("playbook")
     @classmethod

@@ -23,8 +23,12 @@ def gate_decision(
     baselines: Mapping[str, Mapping[str, float]],
     champion: Mapping[str, float] | None,
     tolerance: float,
+    model_vs_champion: Mapping[str, float] | None = None,
 ) -> GateDecision:
-    """Decide promotion from test metrics; every reason is a sentence a person can read."""
+    """Decide promotion from test metrics; every reason is a sentence a person can read.
+
+    ``model_vs_champion``: the candidate's metrics computed exactly as the champion's (same
+    rows, same probabilities path); defaults to ``model``."""
     reasons: list[str] = []
     ok = True
     for metric in GATE_METRICS:
@@ -46,7 +50,8 @@ def gate_decision(
         reasons.append("no current champion")
     else:
         for metric in GATE_METRICS:
-            mine, theirs = float(model[metric]), float(champion[metric])
+            mine = float((model_vs_champion or model)[metric])
+            theirs = float(champion[metric])
             if mine >= theirs - tolerance:
                 reasons.append(
                     f"{metric} {mine:.4f} vs champion {theirs:.4f}: within tolerance {tolerance}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ from churnguard.io import file_md5
 from churnguard.modeling import BOOSTER_FILE, METADATA_FILE
 
 log = logging.getLogger(__name__)
+
+DVC_EXP_ENV = "DVC_EXP_NAME"  # set by DVC for the stages of `dvc exp run`
 
 
 def _model_md5(model_dir: str | Path) -> str:
@@ -62,9 +65,9 @@ def log_training_run(p: TrainParams, summary: dict[str, Any], dataset: str = "")
         },
         "calibration": summary["calibration"],
     }
-    with tracking.training_run(
-        p.experiment_name, run_name=f"train-{summary['test_cutoff']}"
-    ) as run:
+    exp = os.environ.get(DVC_EXP_ENV)
+    run_name = f"train-{summary['test_cutoff']}" + (f"-{exp}" if exp else "")
+    with tracking.training_run(p.experiment_name, run_name=run_name) as run:
         model_uri = tracking.log_training(p.model_dir, params, summary, example, tags)
         mlflow.set_tag("churnguard.model_uri", model_uri)
         return str(run.info.run_id)
@@ -92,6 +95,18 @@ def _champion_metrics(p: TrainParams, test: pd.DataFrame) -> tuple[dict[str, flo
     }, f"champion v{version} re-scored on the same test rows"
 
 
+def _candidate_metrics(p: TrainParams, test: pd.DataFrame) -> dict[str, float]:
+    """The candidate scored exactly as the champion is (same rows, unrounded probabilities),
+    so that 'at least as good' compares like with like: with no tolerance, the rounding in
+    the evaluate stage's predictions would otherwise make a model lose against itself."""
+    from churnguard.evaluate import binary_metrics
+    from churnguard.modeling import ChurnModel
+
+    p_new = ChurnModel.load(p.model_dir).predict(test)
+    metrics = binary_metrics(test["churned"].to_numpy(dtype=int), p_new)
+    return {k: float(metrics[k]) for k in ("roc_auc", "pr_auc")}
+
+
 def gate_and_register(p: TrainParams, ev: EvaluateParams, metrics: dict[str, Any]) -> GateDecision:
     """Log test metrics and plots to the model's run, apply the gate, register, move the alias."""
     import mlflow
@@ -108,7 +123,26 @@ def gate_and_register(p: TrainParams, ev: EvaluateParams, metrics: dict[str, Any
     test = _test_rows(p.features_dir, metrics["test_cutoff"])
     champion, champ_note = _champion_metrics(p, test)
     baselines = {k: v for k, v in scorers.items() if k not in ("model", "model_raw")}
-    decision = gate_decision(scorers["model"], baselines, champion, p.gate_tolerance)
+    decision = gate_decision(
+        scorers["model"],
+        baselines,
+        champion,
+        p.gate_tolerance,
+        _candidate_metrics(p, test) if champion is not None else None,
+    )
+    experiment = os.environ.get(DVC_EXP_ENV)
+    if experiment and decision.promote:
+        # an experiment is a question, not a release: it never changes what scheduled
+        # scoring uses (the alias); promotion happens on an applied, evaluated model
+        decision = GateDecision(
+            False,
+            [
+                *decision.reasons,
+                f"passed the gate, but this is `dvc exp run` ({DVC_EXP_ENV}={experiment}): "
+                "registered without moving @champion. To promote it: `dvc exp apply "
+                f"{experiment}`, then `churnguard evaluate` (the gate, outside an experiment)",
+            ],
+        )
     if champion is not None or champ_note != "no current champion":
         decision.reasons.insert(0, champ_note)
     flat = {

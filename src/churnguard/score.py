@@ -492,6 +492,7 @@ def run_score(
     transactions: Path | None = None,
     force: bool = False,
     before_swap: Callable[[Path], None] | None = None,
+    allow_stale: bool = False,
 ) -> dict[str, Any]:
     """Score, write lists and report, and return the summary (with ``status``)."""
     tx = Path(transactions or sp.transactions)
@@ -506,6 +507,15 @@ def run_score(
         _refuse_future_dates(tx, engine, last_day)
         as_of = last_day
     freshness = data_freshness(first_day, last_day, as_of, fp.horizon_days)
+    stale = freshness["days_from_last_transaction_to_as_of"]
+    if stale > sp.max_days_after_data and not allow_stale:
+        raise DataError(
+            f"{tx}: the data ends on {last_day}, {stale} days before the as-of date {as_of} "
+            f"(score.max_days_after_data is {sp.max_days_after_data}): every customer would look "
+            "silent that long and the lists would overstate risk. Refresh the data (churnguard "
+            f"ingest), score at --as-of {last_day}, or pass --allow-stale to score anyway (the "
+            "lists then carry the warning)"
+        )
     out_dir = Path(output_dir) if output_dir else Path(sp.output_root) / as_of.isoformat()
     flag = "--output-dir" if output_dir else "score.output_root"
     if out_dir.parent.exists() and not out_dir.parent.is_dir():

@@ -53,7 +53,11 @@ def test_freshness_is_reported_and_stale_data_warned(as_of, warned):
 
 def test_scoring_a_year_after_the_data_says_so_in_summary_and_report(pipeline, tmp_path):
     as_of = LAST + dt.timedelta(days=365)
-    summary = run(pipeline, tmp_path, as_of=as_of)
+    with pytest.raises(DataError, match="--allow-stale") as err:
+        run(pipeline, tmp_path, as_of=as_of)
+    assert err.value.exit_code == 3 and "365 days before" in str(err.value)
+    assert not (tmp_path / as_of.isoformat()).exists()
+    summary = run(pipeline, tmp_path, as_of=as_of, allow_stale=True)
     assert summary["data_freshness"]["days_from_last_transaction_to_as_of"] == 365
     assert any("365 days before the as-of date" in w for w in summary["warnings"])
     out = tmp_path / as_of.isoformat()
@@ -62,7 +66,7 @@ def test_scoring_a_year_after_the_data_says_so_in_summary_and_report(pipeline, t
         == summary["warnings"]
     )
     html = (out / "report.html").read_text(encoding="utf-8")
-    assert html.count('class="warn"') == len(summary["warnings"]) == 2  # + "no evaluation"
+    assert html.count('class="warn"') == len(summary["warnings"]) >= 1
     assert "365 days before the as-of date" in html
 
 
@@ -89,16 +93,19 @@ def test_lists_say_how_good_the_model_is(pipeline, tmp_path):
     from churnguard.config import EvaluateParams
     from churnguard.evaluate import run_evaluate
 
-    summary = run(pipeline, tmp_path / "a", as_of=LAST)
+    model_dir = tmp_path / "model"  # the model files only: other tests may evaluate the fixture's
+    shutil.copytree(pipeline.train.model_dir, model_dir, ignore=shutil.ignore_patterns("eval"))
+    sp = load_params(REPO / "params.yaml").score
+    kw = {"model": str(model_dir), "transactions": pipeline.transactions, "as_of": LAST}
+    a = sp.model_copy(update={"output_root": str(tmp_path / "a")})
+    summary = run_score(a, pipeline.features, ReportParams(), pipeline.engine, **kw)
     assert summary["model_quality"] == {"evaluated": False}
     assert any("no evaluation" in w for w in summary["warnings"])
 
-    model_dir = tmp_path / "model"
-    shutil.copytree(pipeline.train.model_dir, model_dir)
+    (model_dir / "eval").mkdir()
+    shutil.copy(Path(pipeline.train.model_dir) / "eval" / "predictions.parquet", model_dir / "eval")
     run_evaluate(EvaluateParams(model_dir=str(model_dir)))
-    sp = load_params(REPO / "params.yaml").score.model_copy(
-        update={"output_root": str(tmp_path / "b")}
-    )
+    sp = sp.model_copy(update={"output_root": str(tmp_path / "b")})
     summary = run_score(
         sp,
         pipeline.features,
@@ -115,3 +122,31 @@ def test_lists_say_how_good_the_model_is(pipeline, tmp_path):
     assert not any("no evaluation" in w for w in summary["warnings"])
     html = (tmp_path / "b" / LAST.isoformat() / "report.html").read_text(encoding="utf-8")
     assert f"ROC-AUC {q['roc_auc']:.3f}" in html and "lead" in html
+
+
+def test_the_cli_refuses_stale_data_with_exit_3_and_names_the_flag(pipeline, tmp_path):
+    import yaml
+    from typer.testing import CliRunner
+
+    from churnguard.cli import app
+
+    data = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    data["engine"]["temp_directory"] = str(tmp_path / "duck")
+    data["score"].update(transactions=str(pipeline.transactions), output_root=str(tmp_path / "s"))
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    args = [
+        "score",
+        "--params",
+        str(params),
+        "--model",
+        pipeline.train.model_dir,
+        "--as-of",
+        "2025-03-01",
+    ]
+    refused = CliRunner().invoke(app, args)
+    assert refused.exit_code == 3 and "--allow-stale" in refused.output
+    allowed = CliRunner().invoke(app, [*args, "--allow-stale", "--json"])
+    assert allowed.exit_code == 0, allowed.output
+    summary = json.loads(allowed.stdout.strip().splitlines()[-1])
+    assert any("60 days before the as-of date" in w for w in summary["warnings"])

@@ -120,3 +120,30 @@ def test_registry_alias_moves_only_through_the_gate(pipeline, store):
     assert run is not None
     assert "test.model.roc_auc" in run.data.metrics and "git.commit" in run.data.tags
     assert run.data.params["train.num_leaves"] == str(pipeline.train.num_leaves)
+
+
+def test_an_experiment_run_never_moves_the_champion_alias(pipeline, store, monkeypatch):
+    """Inside `dvc exp run` (DVC sets DVC_EXP_NAME) a model that passes the gate is
+    registered, but what scheduled scoring uses does not change."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    from churnguard import registry
+    from churnguard.evaluate import run_evaluate
+
+    ev = EvaluateParams(model_dir=pipeline.train.model_dir)
+    metrics = run_evaluate(ev)
+    monkeypatch.setenv("DVC_EXP_NAME", "tuned-leaves")
+    decision = registry.gate_and_register(pipeline.train, ev, metrics)
+    assert not decision.promote
+    assert any("dvc exp apply tuned-leaves" in r for r in decision.reasons)
+    client = MlflowClient()
+    assert client.get_model_version("churnguard", "1") is not None  # registered
+    with pytest.raises(MlflowException):
+        client.get_model_version_by_alias("churnguard", "champion")  # alias never set
+    run = client.get_run(client.get_model_version("churnguard", "1").run_id)
+    assert run.info.run_name.endswith("-tuned-leaves")
+    monkeypatch.delenv("DVC_EXP_NAME")
+    assert registry.gate_and_register(
+        pipeline.train, ev, metrics
+    ).promote  # outside: the gate decides
