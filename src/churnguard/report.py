@@ -144,7 +144,7 @@ def _header(ctx: dict[str, Any]) -> str:
     if q.get("evaluated") and q.get("roc_auc") is not None:
         best = q.get("best_baseline")
         versus = (
-            f" against the best baseline {_e(best)} at "
+            f" against the best baseline, {_e(q.get('best_baseline_label') or best)}, at "
             f"{float(q['baselines_roc_auc'][best]):.3f} (lead {float(q['lead_roc_auc']):+.3f})"
             if best
             else ""

@@ -234,7 +234,9 @@ def model_quality(evaluation: dict[str, Any] | None) -> tuple[dict[str, Any], li
     if baselines:
         best = max(sorted(baselines), key=lambda k: baselines[k]["roc_auc"])
         lead = round(float(auc) - float(baselines[best]["roc_auc"]), 6)
-        quality.update(best_baseline=best, lead_roc_auc=lead)
+        quality.update(
+            best_baseline=best, best_baseline_label=BASELINE_NAMES[best], lead_roc_auc=lead
+        )
         if lead <= 0:
             warnings.append(
                 f"The model does not rank customers better than the best simple baseline "

@@ -20,6 +20,7 @@ def test_a_model_that_beats_its_baselines_is_reported_without_warning():
     quality, warnings = model_quality(GOOD)
     assert warnings == []
     assert quality["evaluated"] and quality["best_baseline"] == "logreg"
+    assert quality["best_baseline_label"] == "logistic regression"
     assert quality["lead_roc_auc"] == pytest.approx(0.009)
     assert set(quality["baselines_roc_auc"]) == {"logreg", "recency_rank", "rfm"}  # not model_raw
 
