@@ -23,6 +23,13 @@ from churnguard.errors import DataError
 
 RECENCY_RULE_DAYS = 180
 
+# short names for people (report, warnings); the same keys as BASELINES
+BASELINE_LABELS: dict[str, str] = {
+    "recency_rule": f"no purchase in {RECENCY_RULE_DAYS} days",
+    "recency_rank": "days since last purchase",
+    "rfm": "RFM score",
+    "logreg": "logistic regression",
+}
 BASELINES: dict[str, str] = {
     "recency_rule": (
         f"No purchase in the last {RECENCY_RULE_DAYS} days (the 6-month inactivity report), "

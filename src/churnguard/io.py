@@ -278,8 +278,11 @@ def remove_owned(folder: Path, manifest_name: str) -> list[str]:
     empty. Returns what had to be left behind (foreign entries); the folder goes only when
     nothing is left."""
     manifest = read_manifest(folder, manifest_name)
-    if manifest is None:
-        return foreign_entries(folder, manifest_name)
+    if manifest is None:  # not ours: only an empty folder goes
+        left = foreign_entries(folder, manifest_name)
+        if not left:
+            folder.rmdir()
+        return left
     listed = _listed_files(manifest, manifest_name) | {STAGING_MARKER}
     for rel in sorted(listed):
         parts = Path(rel).parts
@@ -351,14 +354,7 @@ def replace_dir(
         (staging / STAGING_MARKER).unlink()
     os.replace(staging, final)
     _fsync_dir(final.parent)
-    if had_old and backup.exists():
-        if read_manifest(backup, manifest_name) is None:
-            left = foreign_entries(backup, manifest_name)
-            if not left:  # an empty folder
-                backup.rmdir()
-            return left
-        return remove_owned(backup, manifest_name)
-    return []
+    return remove_owned(backup, manifest_name) if had_old and backup.exists() else []
 
 
 def new_staging_dir(final: Path) -> Path:
@@ -391,16 +387,12 @@ def remove_stale_staging(
         if not marked:
             continue
         target = root / staging.name[1:].rsplit(".staging-", 1)[0]
-        if target == current:
+        if target == current:  # its lock is the caller's
             shutil.rmtree(staging)
-            removed.append(staging)
-            continue
-        with try_folder_lock(target) as free:
-            if free:
+        else:
+            with try_folder_lock(target) as free:
+                if not free:
+                    continue  # a live run is writing it
                 shutil.rmtree(staging)
-                removed.append(staging)
+        removed.append(staging)
     return removed
-
-
-# Spreadsheet-safe CSV (neutralise_cell, excel_safe_frame, write_excel_csv_atomic,
-# read_excel_csv) and safe_file_stem live in churnguard.csvsafe, re-exported above.

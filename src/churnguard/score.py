@@ -25,6 +25,7 @@ import pandas as pd
 
 from churnguard import __version__
 from churnguard.actions import RISK_ORDER, assign_actions, risk_band, value_tier
+from churnguard.baselines import BASELINE_LABELS
 from churnguard.config import EngineParams, FeaturesParams, ReportParams, ScoreParams
 from churnguard.csvsafe import (
     MalformedCsvError,
@@ -33,7 +34,7 @@ from churnguard.csvsafe import (
     safe_file_stem,
     write_excel_csv_atomic,
 )
-from churnguard.engines import Scorer, get_engine
+from churnguard.engines import Engine, Scorer, get_engine
 from churnguard.errors import DataError, ModelError, RefusedTargetError, output_error
 from churnguard.explain import top_reasons
 from churnguard.io import (
@@ -67,34 +68,7 @@ REPORT_FILE = "report.html"
 MANAGER_DIR = "by_manager"
 OWNER_LABEL = {"account_manager": "account manager", "automated": "automated", "": ""}
 
-RISK_LIST_COLUMNS = [
-    "customer_id",
-    "customer_name",
-    "account_manager",
-    "region",
-    "rank",
-    "churn_risk_pct",
-    "risk_band",
-    "value_if_retained",
-    "value_at_risk",
-    "value_tier",
-    "rfm_segment",
-    "lapsed",
-    "recommended_action",
-    "owner",
-    "channel",
-    "action_cost",
-    "save_rate",
-    "expected_net_benefit",
-    "reasons",
-    "last_purchase_date",
-    "recency_days",
-    "usual_gap_days",
-    "expected_next_order_date",
-    "change",
-    "p_churn",
-]
-# how risk_list.csv is read back (the previous list): the same columns and types it was written with
+# risk_list.csv: its columns in order, with the types it is read back with (previous list)
 RISK_LIST_SCHEMA: dict[str, str] = {
     "customer_id": "str",
     "customer_name": "str",
@@ -122,6 +96,7 @@ RISK_LIST_SCHEMA: dict[str, str] = {
     "change": "str",
     "p_churn": "float",
 }
+RISK_LIST_COLUMNS = list(RISK_LIST_SCHEMA)
 MANAGER_COLUMNS = [
     "rank",
     "customer_id",
@@ -152,9 +127,12 @@ def load_model(model: str | None, registered_name: str) -> LoadedModel:
     """A model folder (``--model models``) or the registry's champion (default)."""
     if model and not model.startswith("models:/"):
         folder = Path(model)
-        loaded = ChurnModel.load(folder)
         return LoadedModel(
-            loaded, str(folder), "file", _model_digest(folder), _folder_evaluation(folder)
+            ChurnModel.load(folder),
+            str(folder),
+            "file",
+            _model_digest(folder),
+            _folder_evaluation(folder),
         )
     from churnguard import tracking
 
@@ -193,12 +171,6 @@ def _folder_evaluation(folder: Path) -> dict[str, Any] | None:
     return scorers if isinstance(scorers, dict) and "model" in scorers else None
 
 
-BASELINE_NAMES = {
-    "logreg": "logistic regression",
-    "recency_rank": "days since last purchase",
-    "recency_rule": "no purchase in 180 days",
-    "rfm": "RFM score",
-}
 WEAK_ROC_AUC = 0.6  # below this a ranking is barely better than chance (0.5)
 
 
@@ -215,7 +187,7 @@ def model_quality(evaluation: dict[str, Any] | None) -> tuple[dict[str, Any], li
     baselines = {
         k: v
         for k, v in evaluation.items()
-        if k in BASELINE_NAMES and isinstance(v, dict) and v.get("roc_auc") is not None
+        if k in BASELINE_LABELS and isinstance(v, dict) and v.get("roc_auc") is not None
     }
     auc = model.get("roc_auc")
     quality: dict[str, Any] = {
@@ -235,12 +207,12 @@ def model_quality(evaluation: dict[str, Any] | None) -> tuple[dict[str, Any], li
         best = max(sorted(baselines), key=lambda k: baselines[k]["roc_auc"])
         lead = round(float(auc) - float(baselines[best]["roc_auc"]), 6)
         quality.update(
-            best_baseline=best, best_baseline_label=BASELINE_NAMES[best], lead_roc_auc=lead
+            best_baseline=best, best_baseline_label=BASELINE_LABELS[best], lead_roc_auc=lead
         )
         if lead <= 0:
             warnings.append(
                 f"The model does not rank customers better than the best simple baseline "
-                f"({BASELINE_NAMES[best]}: ROC-AUC {baselines[best]['roc_auc']:.3f} against the "
+                f"({BASELINE_LABELS[best]}: ROC-AUC {baselines[best]['roc_auc']:.3f} against the "
                 f"model's {auc:.3f} on the test cutoff): treat the order of these lists as no "
                 "better than that rule."
             )
@@ -504,9 +476,10 @@ def run_score(
         )
     if as_of is None:
         as_of = sp.as_of
-    first_day, last_day, _ = get_engine(engine).data_range(tx)
+    runner = get_engine(engine)
+    first_day, last_day, _ = runner.data_range(tx)
     if as_of is None:
-        _refuse_future_dates(tx, engine, last_day)
+        _refuse_future_dates(tx, runner, last_day)
         as_of = last_day
     freshness = data_freshness(first_day, last_day, as_of, fp.horizon_days)
     stale = freshness["days_from_last_transaction_to_as_of"]
@@ -528,6 +501,7 @@ def run_score(
             fp,
             rp,
             engine,
+            runner,
             tx,
             as_of,
             out_dir,
@@ -551,6 +525,7 @@ def _score_locked(
     fp: FeaturesParams,
     rp: ReportParams,
     engine: EngineParams,
+    runner: Engine,
     tx: Path,
     as_of: dt.date,
     out_dir: Path,
@@ -595,7 +570,6 @@ def _score_locked(
             return {**summary, "status": "up-to-date", "output_dir": str(out_dir)}
 
         quality, quality_warnings = model_quality(loaded.evaluation)
-        runner = get_engine(engine)
         snap, scoring_model = runner.score_snapshot(tx, as_of, fp.lost_after_days, loaded)
         scored = score_frame(snap, scoring_model, sp)
         prev_as_of, prev, prev_error = (
@@ -666,13 +640,13 @@ _FUTURE_LINES_SQL = (
 )
 
 
-def _refuse_future_dates(tx: Path, engine: EngineParams, last_day: dt.date) -> None:
+def _refuse_future_dates(tx: Path, runner: Engine, last_day: dt.date) -> None:
     """The default as-of is the last transaction date: lines dated after today would move it
     into the future and make every customer look lapsed, so they stop the run (exit 3)."""
     today = dt.date.today()
     if last_day <= today:
         return
-    row = get_engine(engine).run_program(_FUTURE_LINES_SQL, tx, {"today": today}).iloc[0]
+    row = runner.run_program(_FUTURE_LINES_SQL, tx, {"today": today}).iloc[0]
     raise DataError(
         f"{tx}: {int(row['n']):,} transaction line(s) are dated after today ({today}), up to "
         f"{row['last']}; the default as-of date would be {row['last']}. Fix those dates, "
