@@ -212,7 +212,8 @@ def train_on(
     finally:
         con.close()
     frame = pd.read_parquet(target)
-    model, _, summary = train_model(frame, horizon, params.train, step)
+    trained = train_model(frame, horizon, params.train, step)
+    model, summary = trained.model, trained.summary
     return model, summary
 
 

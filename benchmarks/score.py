@@ -191,7 +191,8 @@ def train_model_folder(
     )
     run_features(fp, engine)
     frame, horizon, step = load_training_frame(folder / "features")
-    model, _, summary = train_model(frame, horizon, params.train, step)
+    trained = train_model(frame, horizon, params.train, step)
+    model, summary = trained.model, trained.summary
     model.save(folder / "model")
     return {
         "seconds": round(time.perf_counter() - t0, 1),

@@ -1,6 +1,11 @@
 """Retention actions: risk bands, value tiers, the playbook, net benefit and capacity.
 
-expected_net_benefit = p_churn × value_if_retained × save_rate − cost
+expected_net_benefit = p × value_if_retained × save_rate − cost
+
+where p = p_churn for an active customer and p = 1 for a ``lapsed`` one: they are already
+gone (the model, never trained on them, gives them no p_churn), so a win-back action is
+worth value_if_retained × save_rate − cost. Lapsed customers are their own risk band
+(``lapsed``): rules with ``risk_bands`` never match them, rules with ``lapsed: true`` do.
 
 Rules are tried in ``score.playbook`` order; the first rule whose conditions all hold
 gives the customer's action. A customer whose best action has a net benefit ≤ 0 gets no
@@ -16,13 +21,18 @@ import pandas as pd
 
 from churnguard.config import ActionRule, OverflowAction, RiskBands, ScoreParams, ValueTiers
 
-RISK_ORDER = {"low": 0, "medium": 1, "high": 2}
+LAPSED = "lapsed"  # the risk band of customers silent longer than features.lost_after_days
+RISK_ORDER = {"low": 0, "medium": 1, "high": 2, LAPSED: 3}
 NO_ACTION = "none"
 
 
-def risk_band(p_churn: pd.Series, bands: RiskBands) -> pd.Series:
+def risk_band(p_churn: pd.Series, bands: RiskBands, lapsed: pd.Series | None = None) -> pd.Series:
+    """low / medium / high from the ``bands`` thresholds on P(churn); ``lapsed`` (when
+    given, 1 = lapsed) puts those customers in their own band whatever their p_churn."""
     p = p_churn.astype(float)
     out = np.where(p >= bands.high, "high", np.where(p >= bands.medium, "medium", "low"))
+    if lapsed is not None:
+        out = np.where(lapsed.astype(bool).to_numpy(), LAPSED, out)
     return pd.Series(out, index=p_churn.index, name="risk_band")
 
 
@@ -82,17 +92,22 @@ def _apply(
     frame.loc[idx, "owner"] = owner
     frame.loc[idx, "action_cost"] = rule.cost
     frame.loc[idx, "save_rate"] = rule.save_rate
+    # a lapsed customer is already lost: P(lost without the action) = 1, not their p_churn
+    p = frame.loc[idx, "p_churn"].astype(float)
+    if "lapsed" in frame:
+        p = p.mask(frame.loc[idx, "lapsed"].astype(bool), 1.0)
     frame.loc[idx, "expected_net_benefit"] = (
-        frame.loc[idx, "p_churn"] * frame.loc[idx, "value_if_retained"] * rule.save_rate - rule.cost
+        p * frame.loc[idx, "value_if_retained"] * rule.save_rate - rule.cost
     ).round(2)
 
 
 def assign_actions(scored: pd.DataFrame, params: ScoreParams) -> pd.DataFrame:
     """Add rule, action, channel, owner, cost, save rate, net benefit and list rank columns.
 
-    ``scored`` needs p_churn, value_if_retained, risk_band, value_tier, account_manager and
-    the snapshot columns the rules look at. Returns a new frame sorted by manager, then by
-    net benefit (best first); ``on_list`` marks customers with a positive-benefit action.
+    ``scored`` needs p_churn (NaN for lapsed customers), value_if_retained, risk_band,
+    value_tier, lapsed, account_manager and the snapshot columns the rules look at. Returns
+    a new frame sorted by manager, then by net benefit (best first); ``on_list`` marks
+    customers with a positive-benefit action.
     """
     out = scored.copy()
     for col, default in (

@@ -30,6 +30,15 @@ BASELINE_LABELS: dict[str, str] = {
     "rfm": "RFM score",
     "logreg": "logistic regression",
 }
+# the scorers that can rank the lists (become champion), as named in predictions (p_<name>)
+# and metrics: the LightGBM model and the two baselines saved as scorers beside it
+MODEL = "model"
+BASELINE_SCORERS = ("logreg", "recency_rank")
+CANDIDATES = (MODEL, *BASELINE_SCORERS)
+SCORER_LABELS: dict[str, str] = {
+    MODEL: "LightGBM model",
+    **{name: BASELINE_LABELS[name] for name in BASELINE_SCORERS},
+}
 BASELINES: dict[str, str] = {
     "recency_rule": (
         f"No purchase in the last {RECENCY_RULE_DAYS} days (the 6-month inactivity report), "
@@ -108,7 +117,7 @@ class LogisticBaseline(BaseEstimator):
                 f"LogisticBaseline needs numeric feature columns; not numeric: {bad} "
                 "(encode them as numeric codes or leave them out of the feature list)"
             )
-        matrix = X.astype(float).to_numpy(dtype=float, na_value=np.nan)
+        matrix = X.astype(float).to_numpy(dtype=float, na_value=np.nan, copy=True)
         matrix[~np.isfinite(matrix)] = np.nan
         return matrix
 

@@ -255,16 +255,46 @@ def evaluate(
             for k in ("roc_auc", "pr_auc", "brier")
         ),
     )
+    for reason in (metrics.get("choice") or {}).get("reasons", []):
+        err_console.print(f"scorer: {reason}", highlight=False, markup=False)
     if not no_mlflow:
         from churnguard import registry
 
         decision = _run(registry.gate_and_register, p.train, p.evaluate, metrics)
-        verdict = (
-            "[green]promoted to champion[/]" if decision.promote else "[yellow]not promoted[/]"
-        )
-        err_console.print(f"registry gate: {verdict}", highlight=False)
-        for reason in decision.reasons:
-            err_console.print(f"  - {reason}", highlight=False, markup=False)
+        _print_decision("registry gate", decision)
+
+
+def _print_decision(what: str, decision: Any) -> None:
+    verdict = "[green]promoted to champion[/]" if decision.promote else "[yellow]not promoted[/]"
+    err_console.print(f"{what}: {verdict}", highlight=False)
+    for reason in decision.reasons:
+        err_console.print(f"  - {reason}", highlight=False, markup=False)
+
+
+@app.command()
+def promote(
+    params: ParamsOpt = Path("params.yaml"),
+    version: Annotated[
+        str | None,
+        typer.Option(help="Registered version to promote; default the newest one."),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Promote even when the gate refuses (needs --reason)."),
+    ] = False,
+    reason: Annotated[
+        str | None,
+        typer.Option(help="Why (recorded in the version's description and tags)."),
+    ] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Move @champion to a registered version after the gate: at least as good as the
+    champion on the current test rows by evaluate.primary_metric (exit 2 when refused)."""
+    from churnguard import registry
+
+    p = _load(params, quiet, ("train", "evaluate"))
+    decision = _run(registry.promote, p.train, p.evaluate, version, force, reason)
+    _print_decision("promote", decision)
 
 
 @app.command()

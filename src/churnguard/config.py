@@ -186,7 +186,18 @@ class FeaturesParams(_Section):
 
 
 class TrainParams(_Section):
-    """LightGBM hyper-parameters, calibration and the registry gate."""
+    """LightGBM hyper-parameters, calibration and the registry."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "gate_tolerance" in data:
+            raise ValueError(
+                "train.gate_tolerance was removed: the gate never lets a worse model replace "
+                "the champion. Delete the line; the gate's settings are evaluate.primary_metric, "
+                "evaluate.gate_resamples and evaluate.gate_confidence"
+            )
+        return data
 
     features_dir: str = "data/features"
     model_dir: str = "models"
@@ -204,7 +215,6 @@ class TrainParams(_Section):
     min_rows: Annotated[int, Field(ge=1)] = 200
     register_model: bool = True
     registered_model_name: str = "churnguard"
-    gate_tolerance: Annotated[float, Field(ge=0)] = 0.0
     experiment_name: str = "churnguard"
 
 
@@ -222,6 +232,11 @@ class EvaluateParams(_Section):
     tenure_bands_days: list[Annotated[int, Field(ge=1)]] = Field(
         default_factory=lambda: [90, 365, 730]
     )
+    # the gate (churnguard.gate): the metric that picks the scorer and the champion, and
+    # the paired bootstrap that decides whether the model's lead over a baseline is real
+    primary_metric: Literal["roc_auc", "pr_auc", "brier"] = "roc_auc"
+    gate_resamples: Annotated[int, Field(ge=100, le=100_000)] = 1000
+    gate_confidence: Annotated[float, Field(gt=0.5, lt=1)] = 0.95
 
 
 class ActionRule(_Section):
@@ -302,6 +317,11 @@ class ScoreParams(_Section):
     # refuse (exit 3) an as-of date more than this many days after the last transaction:
     # every customer would look silent for that long (--allow-stale scores anyway, warned)
     max_days_after_data: Annotated[int, Field(ge=0)] = 30
+    # warnings carried by every list (summary.json, report, --json), each with what to do
+    warn_below_roc_auc: Annotated[float, Field(ge=0, le=1)] = 0.6
+    warn_band_share: Annotated[float, Field(gt=0, le=1)] = 0.8
+    warn_champion_age_days: Annotated[int, Field(ge=1)] = 120
+    drift_psi_threshold: Annotated[float, Field(gt=0)] = 0.25
 
     @field_validator("playbook")
     @classmethod

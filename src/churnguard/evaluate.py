@@ -29,14 +29,18 @@ from sklearn.metrics import (
     roc_curve,
 )
 
+from churnguard.baselines import CANDIDATES, MODEL
 from churnguard.config import EvaluateParams
 from churnguard.errors import ConfigError, DataError
+from churnguard.gate import choose_scorer
 from churnguard.io import atomic_path, write_json_atomic, write_text_atomic
 from churnguard.value import value_if_retained
 
 log = logging.getLogger(__name__)
 
 PREFIX = "p_"
+METRICS_FILE = "metrics.json"  # every metric of every scorer (a DVC output)
+HEADLINE_FILE = "headline.json"  # the comparison that matters (the DVC metric)
 PREFERRED_ORDER = ("model", "model_raw", "logreg", "rfm", "recency_rank", "recency_rule")
 REQUIRED_COLUMNS = (
     "split",
@@ -55,6 +59,8 @@ FLOAT_FORMAT = "%.6f"
 GRID_POINTS = 101
 PROFIT_GRID_POINTS = 201
 PLOT_FILES = ("roc", "pr", "calibration", "gain", "profit")
+RAW_SUFFIX = "_raw"  # "<s>_raw": scorer s before calibration (train writes model/model_raw)
+PNG_DIR = "png"  # PNGs sit in <model_dir>/eval/png, next to the plot CSVs in .../plots
 
 
 # --------------------------------------------------------------------------- helpers
@@ -433,9 +439,25 @@ class PlotSpec:
         }
 
 
+def ranking_scorers(scorers: Sequence[str]) -> list[str]:
+    """Scorers for the ranking plots: ``<s>_raw`` is left out when ``<s>`` is also there.
+
+    A monotone calibrator keeps the order of the scores, so the uncalibrated twin has the
+    same ROC, precision-recall, gain, lift and profit curves as the calibrated scorer; it
+    differs only on the calibration plot, which keeps every scorer.
+    """
+    present = set(scorers)
+    return [n for n in scorers if not (n.endswith(RAW_SUFFIX) and n[: -len(RAW_SUFFIX)] in present)]
+
+
 def plot_specs(scorers: Sequence[str] = PREFERRED_ORDER) -> list[PlotSpec]:
-    """Definitions of the five plots (files relative to ``<model_dir>/eval/plots``)."""
-    s = list(scorers)
+    """Definitions of the plots (files relative to ``<model_dir>/eval/plots``).
+
+    The ranking plots leave out uncalibrated duplicates (:func:`ranking_scorers`); the
+    calibration plot shows every scorer. The CSV tables keep a column for every scorer.
+    """
+    s = ranking_scorers(scorers)
+    every = list(scorers)
     return [
         PlotSpec(
             "ROC", "roc.csv", "fpr", tuple(f"tpr_{n}" for n in s),
@@ -448,7 +470,7 @@ def plot_specs(scorers: Sequence[str] = PREFERRED_ORDER) -> list[PlotSpec]:
         ),
         PlotSpec(
             "Calibration", "calibration.csv", "bin_mid",
-            ("perfect", *(f"observed_{n}" for n in s)),
+            ("perfect", *(f"observed_{n}" for n in every)),
             "Calibration on the test cutoff", "Predicted churn probability (bin mid)",
             "Observed churn rate",
         ),
@@ -469,9 +491,18 @@ def plot_specs(scorers: Sequence[str] = PREFERRED_ORDER) -> list[PlotSpec]:
     ]  # fmt: skip
 
 
-def dvc_plots(specs: Sequence[PlotSpec], folder: str = "models/eval/plots") -> list[dict]:
-    """The ``plots:`` list for ``dvc.yaml`` (paths relative to the project root)."""
-    return [spec.to_dvc(folder) for spec in specs]
+def dvc_plots(
+    specs: Sequence[PlotSpec], folder: str = "models/eval/plots", images: str | None = None
+) -> list[dict | str]:
+    """The ``plots:`` list for ``dvc.yaml`` (paths relative to the project root).
+
+    The linear plots from ``specs``, then the PNG folder as a DVC image plot (a bare path;
+    DVC shows every image in it). ``images`` defaults to the ``png`` folder next to
+    ``folder``, where :func:`run_evaluate` writes the figures.
+    """
+    if images is None:
+        images = (Path(folder).parent / PNG_DIR).as_posix()
+    return [*(spec.to_dvc(folder) for spec in specs), images.rstrip("/")]
 
 
 # --------------------------------------------------------------------------- the stage
@@ -557,6 +588,7 @@ def evaluate_predictions(frame: pd.DataFrame, params: EvaluateParams) -> Evaluat
             ),
         },
         "calibration": calibration,
+        "choice": _choice(y, scores, params),
     }
     tables = {
         "roc": roc_table(y, scores),
@@ -566,6 +598,63 @@ def evaluate_predictions(frame: pd.DataFrame, params: EvaluateParams) -> Evaluat
         "profit": profit_table(y, scores, value, cost, rate),
     }
     return Evaluation(metrics=_clean(metrics), tables=tables, scorers=tuple(scorers))
+
+
+def _choice(
+    y: np.ndarray, scores: Mapping[str, np.ndarray], params: EvaluateParams
+) -> dict[str, Any]:
+    """The gate's first question: which of this run's scorers ranks the lists."""
+    candidates = {k: v for k, v in scores.items() if k in CANDIDATES}
+    try:
+        return choose_scorer(
+            y, candidates, params.primary_metric, params.gate_resamples, params.gate_confidence
+        ).to_dict()
+    except ValueError as exc:  # one class on the test cutoff, or no baseline scorer
+        return {"scorer": None, "primary_metric": params.primary_metric, "reasons": [str(exc)]}
+
+
+HEADLINE_KEYS = ("roc_auc", "pr_auc", "brier", "lift_top10")
+
+
+def headline(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """The comparison that matters, small enough for ``dvc exp show``: the scorer chosen,
+    the model and the best baseline side by side, the model's lead and its interval."""
+    choice = metrics.get("choice") or {}
+    scorers = metrics["scorers"]
+
+    def row(name: str | None) -> dict[str, Any] | None:
+        if name is None or name not in scorers:
+            return None
+        m = scorers[name]
+        return {
+            "scorer": name,
+            **{k: m.get(k) for k in HEADLINE_KEYS},
+            "list_profit": (m.get("best_profit") or {}).get("profit"),
+        }
+
+    lo, hi = (choice.get("lead_ci") or [None, None])[:2]
+    return {
+        "primary_metric": choice.get("primary_metric"),
+        "chosen": choice.get("scorer"),
+        "model_lead": choice.get("lead"),
+        "model_lead_lo": lo,
+        "model_lead_hi": hi,
+        "model": row(MODEL),
+        "best_baseline": row(choice.get("best_baseline")),
+        "decision": _short_decision(choice),
+        "test_cutoff": metrics.get("test_cutoff"),
+    }
+
+
+def _short_decision(choice: Mapping[str, Any]) -> str:
+    """One table cell: who ranks the lists and the interval that decided it."""
+    scorer, lo_hi = choice.get("scorer"), choice.get("lead_ci")
+    if scorer is None or not lo_hi:
+        return "no decision: " + " ".join(choice.get("reasons") or [])
+    ci = f"lead CI [{lo_hi[0]:+.4f}, {lo_hi[1]:+.4f}]"
+    if scorer == MODEL:
+        return f"model (beats {choice.get('best_baseline_label')}: {ci})"
+    return f"baseline {choice.get('label')} (model {ci} includes 0)"
 
 
 def table_to_csv(table: pd.DataFrame) -> str:
@@ -589,7 +678,11 @@ def png_paths(model_dir: str | Path) -> list[Path]:
 def write_pngs(
     tables: Mapping[str, pd.DataFrame], scorers: Sequence[str], out_dir: str | Path
 ) -> list[Path]:
-    """Draw the five plot tables as PNGs (Agg backend; not byte-stable)."""
+    """Draw the five plot tables as PNGs (Agg backend; not byte-stable).
+
+    Ranking figures leave out uncalibrated duplicates (:func:`ranking_scorers`); the
+    calibration figure shows every scorer.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -606,6 +699,7 @@ def write_pngs(
         "profit": ("k", "profit_", "Customers contacted", "Profit", "Profit by list size"),
     }  # fmt: skip
     out_dir = Path(out_dir)
+    ranked = ranking_scorers(scorers)
     written: list[Path] = []
     for name in PLOT_FILES:
         table = tables[name]
@@ -616,7 +710,7 @@ def write_pngs(
             ax.plot([0, 1], [0, 1], linestyle=":", color="grey", label="random")
         if name == "calibration":
             ax.plot(table[x], table["perfect"], linestyle=":", color="grey", label="perfect")
-        for s in scorers:
+        for s in scorers if name == "calibration" else ranked:
             col = f"{prefix}{s}"
             if col in table.columns:
                 marker = "o" if name == "calibration" else None
@@ -640,7 +734,8 @@ def run_evaluate(params: EvaluateParams) -> dict[str, Any]:
         raise DataError(f"{source} not found; run the train stage first (it writes predictions)")
     frame = pd.read_parquet(source)
     result = evaluate_predictions(frame, params)
-    write_json_atomic(folder / "metrics.json", result.metrics)
+    write_json_atomic(folder / METRICS_FILE, result.metrics)
+    write_json_atomic(folder / HEADLINE_FILE, headline(result.metrics))
     for name, table in result.tables.items():
         write_text_atomic(folder / "plots" / f"{name}.csv", table_to_csv(table))
     write_pngs(result.tables, result.scorers, folder / "png")

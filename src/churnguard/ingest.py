@@ -523,7 +523,9 @@ def _parameters(params: IngestParams, raw: _Raw, out_dir: Path) -> dict[str, Any
         "decimal_separator": src.decimal_separator,
         "thousands_separator": src.thousands_separator,
         "expected_fields": raw.expected_fields,
-        "as_of": params.as_of,
+        # no as-of date set: the run date, so a line dated in the future is quarantined
+        # (date_after_as_of) instead of moving every later default as-of date
+        "as_of": params.as_of or dt.date.today(),
         "drop_exact_duplicates": params.drop_exact_duplicates,
         "default_account_manager": params.default_account_manager,
         "transactions_file": str(out_dir / TRANSACTIONS_FILE),
@@ -604,6 +606,7 @@ def _build_report(
         "rows_quarantined": int(rows_quarantined),
         "quarantined_share": round(rows_quarantined / rows_in, 6),
         "max_quarantine_share": params.max_quarantine_share,
+        "as_of": params.as_of.isoformat() if params.as_of else "run date",
         "reasons": reasons,
         "customers": int(counts["customers"]),
         "ts_min": iso(counts["ts_min"]),

@@ -17,7 +17,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import lightgbm as lgb
 import numpy as np
@@ -503,16 +503,16 @@ def _differences(a: list[str], b: list[str]) -> str:
     return f"only in booster.txt: {only_a}, only in features.json: {only_b}"
 
 
-@dataclass
-class ChurnModel:
-    """Booster + calibrator + the exact feature list it was trained on."""
+class FeatureScorer:
+    """What every scorer kind shares (LightGBM model, logistic regression, recency rule):
+    the exact feature list it was fitted on, checked before scoring, and the training
+    label horizon, checked against ``features.horizon_days``."""
 
-    booster: lgb.Booster
-    calibrator: Calibrator
     features: list[str]
-    dtypes: dict[str, str] = field(default_factory=dict)
-    metadata: dict[str, Any] = field(default_factory=dict)
-    folder: Path | None = None  # where it was loaded from; named in error messages
+    dtypes: dict[str, str]
+    metadata: dict[str, Any]
+    folder: Path | None
+    features_file: str = FEATURES_FILE
 
     def _file(self, name: str) -> str:
         return str(self.folder / name) if self.folder else f"the model's {name}"
@@ -546,7 +546,7 @@ class ChurnModel:
                 )
         if wrong:
             raise ModelError(
-                f"feature type mismatch: {'; '.join(wrong)}. The model ({self._file(FEATURES_FILE)}) reads "
+                f"feature type mismatch: {'; '.join(wrong)}. The model ({self._file(self.features_file)}) reads "
                 "numbers only. Re-run `churnguard features` with the same churnguard version, or "
                 f"{RETRAIN_HINT}."
             )
@@ -570,6 +570,19 @@ class ChurnModel:
         """Features in training order as float64; pandas NA becomes NaN (LightGBM's missing)."""
         self.check_features(frame)
         return frame[self.features].to_numpy(dtype="float64", na_value=np.nan)
+
+
+@dataclass
+class ChurnModel(FeatureScorer):
+    """Booster + calibrator + the exact feature list it was trained on."""
+
+    kind: ClassVar[str] = "model"  # its name among the scorers (churnguard.scorers)
+    booster: lgb.Booster
+    calibrator: Calibrator
+    features: list[str]
+    dtypes: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    folder: Path | None = None  # where it was loaded from; named in error messages
 
     def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
         return np.asarray(self.booster.predict(self.matrix(frame)), dtype=float)
@@ -631,10 +644,14 @@ class ChurnModel:
 class LoadedModel:
     """A model ready for scoring, with where it came from (reported in every list)."""
 
-    model: ChurnModel
-    ref: str  # what the user asked for: a folder or models:/name@alias
+    model: Any  # a scorer: ChurnModel or a baseline (churnguard.scorers)
+    ref: str  # the scorer's folder, or the models:/name@alias asked for
     version: str  # registry version or "file"
-    digest: str  # md5 over booster + calibrator + features
+    digest: str  # md5 over the scorer's defining files (churnguard.scorers.scorer_digest)
     # test-cutoff metrics per scorer ({"model": {"roc_auc": …}, "logreg": {…}, …}) from the
     # folder's eval/metrics.json or the registry version's MLflow run; None when not evaluated
     evaluation: dict[str, Any] | None = None
+    scorer: str = "model"  # which scorer ranks the lists: model, logreg or recency_rank
+    selection: list[str] = field(default_factory=list)  # why the gate chose it
+    registered_at: str | None = None  # when the registry version was created (ISO date)
+    drift_reference: dict[str, Any] | None = None  # training feature profile (churnguard.drift)

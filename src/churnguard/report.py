@@ -5,6 +5,10 @@ for managers and data scientists: key figures, risk distribution, value at risk,
 the top customers, movers since last week and the retention rate per period. Every text
 value is HTML-escaped (customer and manager names are untrusted input) and the output is
 byte-identical for identical input.
+
+Lapsed customers (``lapsed`` = 1) are their own band: they have no P(churn) and no value
+at risk (NaN), so the risk histogram and the value-at-risk figures cover active customers
+only; they still appear in the cards, the action table and the top customers (as "lapsed").
 """
 
 from __future__ import annotations
@@ -141,17 +145,39 @@ def _header(ctx: dict[str, Any]) -> str:
     )
     warnings = "".join(f'<p class="warn">{_e(w)}</p>' for w in summary.get("warnings") or [])
     q = summary.get("model_quality") or {}
+    label = q.get("scorer_label") or "model"
     if q.get("evaluated") and q.get("roc_auc") is not None:
         best = q.get("best_baseline")
         versus = (
-            f" against the best baseline, {_e(q.get('best_baseline_label') or best)}, at "
+            f" against the best other baseline, {_e(q.get('best_baseline_label') or best)}, at "
             f"{float(q['baselines_roc_auc'][best]):.3f} (lead {float(q['lead_roc_auc']):+.3f})"
             if best
             else ""
         )
-        quality = f'<p class="meta">Model quality on its test cutoff: ROC-AUC {float(q["roc_auc"]):.3f}{versus}</p>'
+        model_auc = q.get("model_roc_auc")
+        beaten = (
+            f"; the LightGBM model scored {float(model_auc):.3f} and did not beat it surely"
+            if q.get("scorer") != "model" and model_auc is not None
+            else ""
+        )
+        quality = (
+            f'<p class="meta">Ranked by: <strong>{_e(label)}</strong> · ROC-AUC '
+            f"{float(q['roc_auc']):.3f} on its test cutoff{versus}{beaten}</p>"
+        )
     else:
-        quality = '<p class="meta">Model quality: not evaluated</p>' if q else ""
+        quality = (
+            f'<p class="meta">Ranked by: <strong>{_e(label)}</strong> · not evaluated</p>'
+            if q
+            else ""
+        )
+    drift = summary.get("drift") or {}
+    if drift.get("measured") and drift.get("top"):
+        top = drift["top"][0]
+        quality += (
+            f'<p class="meta">Drift since training: largest PSI {float(top["psi"]):.2f} on '
+            f"{_e(top['feature'])} ({_e(top['level'])}; {_e(top['top_bin'])}); warning at "
+            f"{float(drift['threshold']):.2f}</p>"
+        )
     return (
         f"<header><h1>Churn risk report — week of {_e(ctx.get('as_of'))}</h1>"
         f'<p class="meta">Model: <code>{_e(ctx.get("model"))}</code> · Label: churn = no '
@@ -181,11 +207,31 @@ def _cards(ctx: dict[str, Any], currency: str) -> str:
     return _section("Key figures", f'<div class="cards">{cards}</div>')
 
 
+def _lapsed(frame: pd.DataFrame) -> pd.Series:
+    """True for lapsed customers (a frame without the column has none)."""
+    if "lapsed" not in frame:
+        return pd.Series(False, index=frame.index)
+    return frame["lapsed"].fillna(0).astype(bool)
+
+
 def _histogram(scored: pd.DataFrame | None) -> str:
     title = "Risk distribution"
-    p = None if scored is None else pd.to_numeric(scored["p_churn"], errors="coerce").dropna()
-    if p is None or p.empty:
+    if scored is None:
         return _section(title, _p("No customers scored."))
+    lapsed = _lapsed(scored)
+    p = pd.to_numeric(scored.loc[~lapsed, "p_churn"], errors="coerce").dropna()
+    n_lapsed = int(lapsed.sum())
+    left_out = (
+        _p(
+            f"{n_lapsed:,} lapsed customer(s) are left out: silent longer than the lost-after "
+            "period, they are not scored by the model (it is not trained on them) and get "
+            "win-back actions instead."
+        )
+        if n_lapsed
+        else ""
+    )
+    if p.empty:
+        return _section(title, _p("No active customers scored."), left_out)
     bins = (p.clip(0, 1) * 10).astype(int).clip(upper=9)
     counts = [int((bins == i).sum()) for i in range(10)]
     w, h, left, top, base, bw = 640, 220, 30, 22, 186, 56
@@ -203,8 +249,8 @@ def _histogram(scored: pd.DataFrame | None) -> str:
         f'<line x1="{left - 4}" y1="{base}" x2="{left + 10 * (bw + 4)}" y2="{base}" '
         f'stroke="#999"/>{_text(left + 5 * (bw + 4), h - 2, "P(churn)")}</svg>'
     )
-    note = _p(f"Customers per 10-point band of P(churn); {len(p):,} scored.")
-    return _section(title, note, *parts)
+    note = _p(f"Active customers per 10-point band of P(churn); {len(p):,} scored.")
+    return _section(title, note, left_out, *parts)
 
 
 def _bars(frame: pd.DataFrame, key: str, value: str, currency: str) -> str:
@@ -229,13 +275,19 @@ def _value_at_risk(scored: pd.DataFrame | None, currency: str) -> str:
     title = "Value at risk"
     if scored is None:
         return _section(title, _p("No customers scored."))
+    active = scored[scored["value_at_risk"].notna() & ~_lapsed(scored)]
+    if active.empty:
+        return _section(title, _p("No active customers scored."))
     return _section(
         title,
-        _p("Sum of P(churn) × value if retained over all scored customers, highest first."),
+        _p(
+            "Sum of P(churn) × value if retained over active customers, highest first "
+            "(lapsed customers are already lost and are left out)."
+        ),
         '<div class="cols"><div><h3>By RFM segment</h3>',
-        _bars(scored, "rfm_segment", "value_at_risk", currency),
+        _bars(active, "rfm_segment", "value_at_risk", currency),
         "</div><div><h3>By account manager</h3>",
-        _bars(scored, "account_manager", "value_at_risk", currency),
+        _bars(active, "account_manager", "value_at_risk", currency),
         "</div></div>",
     )
 
@@ -248,7 +300,7 @@ def _actions(listed: pd.DataFrame | None, currency: str) -> str:
         listed.groupby(["rule", "owner", "action"], dropna=False)
         .agg(
             customers=("customer_id", "size"),
-            var=("value_at_risk", "sum"),
+            var=("value_at_risk", lambda v: v.sum(min_count=1)),  # NaN: lapsed only
             enb=("expected_net_benefit", "sum"),
         )
         .reset_index()
@@ -270,11 +322,13 @@ def _top(listed: pd.DataFrame | None, currency: str) -> str:
     top = listed.sort_values(
         ["expected_net_benefit", "customer_id"], ascending=[False, True], kind="stable"
     ).head(TOP_CUSTOMERS)
+    lapsed = _lapsed(top).tolist()
     rows = (
-        [_e(r.customer_name), _e(r.customer_id), _e(r.account_manager), _pct(r.p_churn)]
-        + [_money(r.value_at_risk, currency), _e(r.action)]
+        [_e(r.customer_name), _e(r.customer_id), _e(r.account_manager)]
+        + ["lapsed" if gone else _pct(r.p_churn), _money(r.value_at_risk, currency)]
+        + [_e(r.action)]
         + [_money(r.expected_net_benefit, currency), _e(r.change), _e(r.reasons)]
-        for r in top.itertuples(index=False)
+        for r, gone in zip(top.itertuples(index=False), lapsed, strict=True)
     )
     cols = (
         "Customer:name|ID|Manager:name|Risk:n|Value at risk:n|Action|Net benefit:n|Change"
@@ -405,7 +459,12 @@ def _footer(ctx: dict[str, Any]) -> str:
         "A customer is on a list only when that is positive; manual actions are capped per "
         "manager each week and the overflow goes to an automated action.",
         "<b>Change</b>: <i>new</i> = not on last week's list; <i>escalated</i> / "
-        "<i>de-escalated</i> = risk band moved up / down since last week.",
+        "<i>de-escalated</i> = risk band moved up / down since last week (low → medium → "
+        "high → lapsed).",
+        "<b>Lapsed</b> customers (no purchase for longer than the lost-after period) are "
+        "their own band: the model is not trained on them, so they have no P(churn) and no "
+        "value at risk and are left out of the risk distribution. They get win-back actions "
+        "worth value if retained × save rate − action cost (they are already lost).",
     ]
     lis = "".join(f"<li>{i}</li>" for i in items)
     return f"<footer><h2>How to read this</h2><ul>{lis}</ul></footer>"

@@ -17,6 +17,7 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ import pandas as pd
 
 from churnguard import __version__
 from churnguard.actions import RISK_ORDER, assign_actions, risk_band, value_tier
-from churnguard.baselines import BASELINE_LABELS
+from churnguard.baselines import BASELINE_LABELS, CANDIDATES, MODEL, SCORER_LABELS
 from churnguard.config import EngineParams, FeaturesParams, ReportParams, ScoreParams
 from churnguard.csvsafe import (
     MalformedCsvError,
@@ -34,9 +35,10 @@ from churnguard.csvsafe import (
     safe_file_stem,
     write_excel_csv_atomic,
 )
+from churnguard.drift import drift_summary, population_stability
 from churnguard.engines import Engine, Scorer, get_engine
 from churnguard.errors import DataError, ModelError, RefusedTargetError, output_error
-from churnguard.explain import top_reasons
+from churnguard.explain import PHRASES, top_reasons
 from churnguard.io import (
     check_replaceable,
     dumps_json,
@@ -50,12 +52,16 @@ from churnguard.io import (
     restore_interrupted_swap,
     write_text_atomic,
 )
-from churnguard.modeling import (
-    BOOSTER_FILE,
-    CALIBRATOR_FILE,
-    FEATURES_FILE,
-    ChurnModel,
-    LoadedModel,
+from churnguard.modeling import ChurnModel, LoadedModel
+from churnguard.scorers import (
+    BASELINES_DIR,
+    GATE_FILE,
+    SCORER_FILE,
+    find_scorer_folder,
+    load_scorer,
+    read_drift_reference,
+    scorer_digest,
+    scorer_folder,
 )
 from churnguard.value import value_at_risk, value_if_retained
 
@@ -116,24 +122,73 @@ MANAGER_COLUMNS = [
 ]
 
 
-def _model_digest(folder: Path) -> str:
-    h = hashlib.md5()
-    for name in (BOOSTER_FILE, CALIBRATOR_FILE, FEATURES_FILE):
-        h.update(file_md5(folder / name).encode())
-    return h.hexdigest()
+def _evaluation_dir(folder: Path) -> Path:
+    """``eval/`` of the training run a scorer folder belongs to (baselines live under it)."""
+    if folder.parent.name == BASELINES_DIR:
+        return folder.parent.parent / "eval"
+    return folder / "eval"
+
+
+def _read_json_dict(path: Path) -> dict[str, Any] | None:
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return d if isinstance(d, dict) else None
+
+
+def _folder_evaluation(folder: Path) -> dict[str, Any] | None:
+    """The scorers' test metrics that ``churnguard evaluate`` wrote for a training run."""
+    metrics = _read_json_dict(_evaluation_dir(folder) / "metrics.json") or {}
+    scorers = metrics.get("scorers")
+    return scorers if isinstance(scorers, dict) and "model" in scorers else None
+
+
+def _gate_choice(folder: Path) -> tuple[str | None, list[str]]:
+    """What the gate chose for a training-run folder: ``models:/…`` (a champion it kept),
+    a scorer name, or None (not evaluated), with the reasons."""
+    gate = _read_json_dict(folder / "eval" / GATE_FILE)
+    if gate and gate.get("scorer") in CANDIDATES:
+        own = scorer_folder(folder, gate["scorer"])
+        if own.exists() and scorer_digest(own) == gate.get("scorer_digest"):
+            return str(gate.get("use") or gate["scorer"]), list(gate.get("reasons") or [])
+        log.warning("%s: written for another model (retrained since); ignored", GATE_FILE)
+    choice = (_read_json_dict(folder / "eval" / "metrics.json") or {}).get("choice") or {}
+    if choice.get("scorer") in CANDIDATES:
+        return str(choice["scorer"]), list(choice.get("reasons") or [])
+    return None, []
+
+
+def _load_folder(folder: Path, registered_name: str) -> LoadedModel:
+    if not folder.is_dir():
+        raise ModelError(
+            f"{folder}: not a churnguard model folder (it does not exist); run `churnguard "
+            "train` (`dvc repro train`) or pass another --model"
+        )
+    chosen, why = (None, []) if (folder / SCORER_FILE).exists() else _gate_choice(folder)
+    if chosen is not None and chosen.startswith("models:/"):
+        kept = load_model(chosen, registered_name)
+        note = f"the gate kept the registered champion ({chosen}) over this folder's scorer"
+        return replace(kept, selection=[note, *why])
+    target = scorer_folder(folder, chosen) if chosen else folder
+    scorer = load_scorer(target)
+    return LoadedModel(
+        scorer,
+        str(target),
+        "file",
+        scorer_digest(target),
+        _folder_evaluation(target),
+        scorer=scorer.kind,
+        selection=why,
+        drift_reference=read_drift_reference(target),
+    )
 
 
 def load_model(model: str | None, registered_name: str) -> LoadedModel:
-    """A model folder (``--model models``) or the registry's champion (default)."""
+    """A model folder (``--model models``: the scorer its gate chose) or a registered version
+    (default: the registry's champion)."""
     if model and not model.startswith("models:/"):
-        folder = Path(model)
-        return LoadedModel(
-            ChurnModel.load(folder),
-            str(folder),
-            "file",
-            _model_digest(folder),
-            _folder_evaluation(folder),
-        )
+        return _load_folder(Path(model), registered_name)
     from churnguard import tracking
 
     uri = model or f"models:/{registered_name}@{tracking.CHAMPION}"
@@ -149,79 +204,172 @@ def load_model(model: str | None, registered_name: str) -> LoadedModel:
                 f"cannot load {uri} from the MLflow registry ({type(exc).__name__}: {exc}). "
                 "Train and promote a model (`dvc repro`), or pass --model models/"
             ) from None
-        folder = next((p.parent for p in local.rglob(BOOSTER_FILE)), None)
+        folder = find_scorer_folder(local)
         if folder is None:
-            raise ModelError(f"{uri}: the registered model has no {BOOSTER_FILE}")
-        version = tracking.champion_version(registered_name) if model is None else uri
+            raise ModelError(f"{uri}: the registered model holds no churnguard scorer")
         name = uri.removeprefix("models:/").split("@")[0].split("/")[0]
-        number = str(version) if model is None else uri.removeprefix("models:/").partition("/")[2]
+        number = (
+            str(tracking.champion_version(registered_name))
+            if model is None
+            else uri.removeprefix("models:/").partition("/")[2]
+        )
+        version = number if number.isdigit() else uri
         evaluation = tracking.version_test_metrics(name, number) if number.isdigit() else None
+        scorer = load_scorer(folder)
         return LoadedModel(
-            ChurnModel.load(folder), uri, str(version), _model_digest(folder), evaluation
+            scorer,
+            uri,
+            str(version),
+            scorer_digest(folder),
+            evaluation,
+            scorer=scorer.kind,
+            registered_at=tracking.version_created(name, number) if number.isdigit() else None,
+            drift_reference=read_drift_reference(folder),
         )
 
 
-def _folder_evaluation(folder: Path) -> dict[str, Any] | None:
-    """The scorers' test metrics that ``churnguard evaluate`` wrote beside a model folder."""
-    path = folder / "eval" / "metrics.json"
-    try:
-        scorers = json.loads(path.read_text(encoding="utf-8")).get("scorers")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return scorers if isinstance(scorers, dict) and "model" in scorers else None
-
-
-WEAK_ROC_AUC = 0.6  # below this a ranking is barely better than chance (0.5)
-
-
-def model_quality(evaluation: dict[str, Any] | None) -> tuple[dict[str, Any], list[str]]:
-    """How good the scorer that made the lists is against the baselines on its test cutoff,
-    and warnings when that evidence is weak (not evaluated, no lead, near chance)."""
-    if not evaluation or not isinstance(evaluation.get("model"), dict):
-        return {"evaluated": False}, [
-            "This model has no evaluation (eval/metrics.json beside the model folder, or metrics "
-            "on its MLflow run): how it compares with the simple baselines is unknown. Run "
-            "`churnguard evaluate` before trusting these lists."
+def model_quality(
+    evaluation: dict[str, Any] | None,
+    scorer: str = MODEL,
+    selection: list[str] | None = None,
+    warn_below_roc_auc: float = 0.6,
+) -> tuple[dict[str, Any], list[str]]:
+    """How good the scorer that made the lists is against the other scorers on its test
+    cutoff, and warnings when that evidence is weak (not evaluated, a baseline ranks the
+    lists, no lead, near chance)."""
+    label = SCORER_LABELS.get(scorer, scorer)
+    if not evaluation or not isinstance(evaluation.get(scorer), dict):
+        return {"evaluated": False, "scorer": scorer, "scorer_label": label}, [
+            f"The scorer ({label}) has no evaluation (eval/metrics.json beside the model "
+            "folder, or metrics on its MLflow run): how it compares with the simple baselines "
+            "is unknown. Run `churnguard evaluate` before trusting these lists."
         ]
-    model = evaluation["model"]
-    baselines = {
+    mine = evaluation[scorer]
+    others = {
         k: v
         for k, v in evaluation.items()
-        if k in BASELINE_LABELS and isinstance(v, dict) and v.get("roc_auc") is not None
+        if k in BASELINE_LABELS
+        and k != scorer
+        and isinstance(v, dict)
+        and v.get("roc_auc") is not None
     }
-    auc = model.get("roc_auc")
+    auc = mine.get("roc_auc")
     quality: dict[str, Any] = {
         "evaluated": True,
+        "scorer": scorer,
+        "scorer_label": label,
         "roc_auc": auc,
-        "pr_auc": model.get("pr_auc"),
-        "brier": model.get("brier"),
-        "baselines_roc_auc": {k: v["roc_auc"] for k, v in sorted(baselines.items())},
+        "pr_auc": mine.get("pr_auc"),
+        "brier": mine.get("brier"),
+        "baselines_roc_auc": {k: v["roc_auc"] for k, v in sorted(others.items())},
+        "selection": list(selection or []),
     }
+    if scorer != MODEL and isinstance(evaluation.get(MODEL), dict):
+        quality["model_roc_auc"] = evaluation[MODEL].get("roc_auc")
     warnings: list[str] = []
+    if scorer != MODEL:
+        warnings.append(
+            f"These lists are ranked by a simple baseline ({label}), not by the LightGBM model: "
+            "on the test cutoff the model did not beat it by a margin the data can confirm"
+            + (f" ({selection[0]})" if selection else "")
+            + ". Improve the model or the data before relying on the model's ranking."
+        )
     if auc is None:
         warnings.append(
-            "The model's test ROC-AUC is undefined (one class on the test cutoff): its ranking is unproven."
+            f"The {label}'s test ROC-AUC is undefined (one class on the test cutoff): its "
+            "ranking is unproven."
         )
         return quality, warnings
-    if baselines:
-        best = max(sorted(baselines), key=lambda k: baselines[k]["roc_auc"])
-        lead = round(float(auc) - float(baselines[best]["roc_auc"]), 6)
+    if others:
+        best = max(sorted(others), key=lambda k: others[k]["roc_auc"])
+        lead = round(float(auc) - float(others[best]["roc_auc"]), 6)
         quality.update(
             best_baseline=best, best_baseline_label=BASELINE_LABELS[best], lead_roc_auc=lead
         )
-        if lead <= 0:
+        if lead <= 0 and scorer == MODEL:
             warnings.append(
                 f"The model does not rank customers better than the best simple baseline "
-                f"({BASELINE_LABELS[best]}: ROC-AUC {baselines[best]['roc_auc']:.3f} against the "
+                f"({BASELINE_LABELS[best]}: ROC-AUC {others[best]['roc_auc']:.3f} against the "
                 f"model's {auc:.3f} on the test cutoff): treat the order of these lists as no "
                 "better than that rule."
             )
-    if auc < WEAK_ROC_AUC:
+    if auc < warn_below_roc_auc:
         warnings.append(
-            f"The model's test ROC-AUC is {auc:.3f}, barely better than chance (0.5): these lists "
-            "are weak evidence of who will leave."
+            f"The {label}'s test ROC-AUC is {auc:.3f}, barely better than chance (0.5; "
+            f"score.warn_below_roc_auc is {warn_below_roc_auc}): these lists are weak evidence "
+            "of who will leave."
         )
     return quality, warnings
+
+
+def data_drift(
+    snapshot: pd.DataFrame, reference: dict[str, Any] | None, threshold: float
+) -> tuple[dict[str, Any], list[str]]:
+    """PSI of each model feature between the scorer's training rows and the active
+    (non-lapsed) customers scored now; a warning naming the top shifts above ``threshold``."""
+    if not reference:
+        return {"measured": False}, [
+            "Drift is not measured: the scorer has no training profile (drift_reference.json; "
+            "models trained before this churnguard version). Retrain to measure it."
+        ]
+    active = snapshot[snapshot["lapsed"] == 0] if "lapsed" in snapshot.columns else snapshot
+    present = [f for f in reference.get("features", {}) if f in active.columns]
+    if active.empty or not present:
+        return {"measured": False}, []
+    subset = {**reference, "features": {f: reference["features"][f] for f in present}}
+    table = population_stability(subset, active)
+    drift = {"measured": True, **drift_summary(table, threshold)}
+    drift["psi"] = {r.feature: round(float(r.psi), 4) for r in table.itertuples()}
+    warnings = []
+    if drift["features_over"]:
+        shifts = "; ".join(
+            f"{t['feature']} PSI {t['psi']:.2f} ({t['top_bin']})"
+            for t in drift["top"]
+            if t["psi"] >= threshold
+        )
+        warnings.append(
+            f"The customers scored now differ from those the scorer was trained on: "
+            f"{len(drift['features_over'])} feature(s) drifted beyond PSI {threshold} "
+            f"(score.drift_psi_threshold): {shifts}. Retrain on recent data (`dvc repro`) "
+            "before trusting the ranking."
+        )
+    return drift, warnings
+
+
+def list_warnings(
+    scored: pd.DataFrame, loaded: LoadedModel, sp: ScoreParams, as_of: dt.date
+) -> tuple[dict[str, Any], list[str]]:
+    """Band concentration and scorer age: facts for summary.json and warnings with a fix."""
+    warnings: list[str] = []
+    bands = scored["risk_band"].value_counts()
+    active = bands.drop(labels=["lapsed"], errors="ignore")
+    facts: dict[str, Any] = {}
+    if active.sum():
+        top_band, n = str(active.idxmax()), int(active.max())
+        share = n / int(active.sum())
+        facts["largest_band"] = {"band": top_band, "share": round(share, 4)}
+        if share > sp.warn_band_share:
+            warnings.append(
+                f"{share:.0%} of the active customers scored are in the '{top_band}' band "
+                f"(score.warn_band_share is {sp.warn_band_share:.0%}): the scores barely separate "
+                "customers. Check the model quality above and score.risk_bands."
+            )
+    cutoff = loaded.model.metadata.get("test_cutoff")
+    horizon = loaded.model.metadata.get("horizon_days")
+    if isinstance(cutoff, str) and isinstance(horizon, int):
+        newest_label = dt.date.fromisoformat(cutoff) + dt.timedelta(days=horizon)
+        age = (as_of - newest_label).days
+        facts["scorer_age_days"] = age
+        facts["scorer_newest_label"] = newest_label.isoformat()
+        if age > sp.warn_champion_age_days:
+            warnings.append(
+                f"The scorer was last checked on outcomes up to {newest_label}, {age} days before "
+                f"the as-of date (score.warn_champion_age_days is {sp.warn_champion_age_days}): "
+                "retrain and evaluate on recent data (`dvc repro`), then promote."
+            )
+    if loaded.registered_at:
+        facts["registered_at"] = loaded.registered_at
+    return facts, warnings
 
 
 def params_digest(sp: ScoreParams, fp: FeaturesParams, rp: ReportParams) -> str:
@@ -237,25 +385,41 @@ def params_digest(sp: ScoreParams, fp: FeaturesParams, rp: ReportParams) -> str:
 def score_frame(
     snapshot: pd.DataFrame, model: ChurnModel | Scorer, sp: ScoreParams
 ) -> pd.DataFrame:
-    """Pure core: snapshot → risk, value, action, benefit, rank and reasons per customer."""
+    """Pure core: snapshot → risk, value, action, benefit, rank and reasons per customer.
+
+    Lapsed customers (``lapsed`` = 1) are their own risk band, ``lapsed``: the model is
+    never trained on them (train drops them), so their p_churn and value_at_risk are NaN.
+    They still get win-back actions (net benefit with P = 1, see :mod:`churnguard.actions`)
+    and, instead of model drivers, their recency as the reason.
+    """
     if snapshot.empty:
         raise DataError("empty population: no customer has a purchase on or before the as-of date")
     model.check_features(snapshot)
     scored = snapshot.copy()
-    scored["p_churn"] = np.round(model.predict(scored), 6)
+    lapsed = scored["lapsed"].astype(bool).to_numpy()
+    scored["p_churn"] = np.where(lapsed, np.nan, np.round(model.predict(scored), 6))
     scored["value_if_retained"] = value_if_retained(scored, sp.value_horizon_days)
     scored["value_at_risk"] = value_at_risk(scored["p_churn"], scored["value_if_retained"])
-    scored["risk_band"] = risk_band(scored["p_churn"], sp.risk_bands)
+    scored["risk_band"] = risk_band(scored["p_churn"], sp.risk_bands, scored["lapsed"])
     scored["value_tier"] = value_tier(scored["value_if_retained"], sp.value_tiers)
     scored = assign_actions(scored, sp)
     scored["reasons"] = ""
     explained = customers_to_explain(scored, sp.explain_max_customers)
     scored["explained"] = False
     if len(explained) and sp.explain_top:
-        contrib = model.contributions(scored.loc[explained])
-        scored.loc[explained, "reasons"] = top_reasons(
-            contrib, scored.loc[explained], sp.explain_top
-        )
+        lost = scored.loc[explained, "lapsed"].astype(bool).to_numpy()
+        by_model, by_recency = explained[~lost], explained[lost]
+        if len(by_model):
+            contrib = model.contributions(scored.loc[by_model])
+            scored.loc[by_model, "reasons"] = top_reasons(
+                contrib, scored.loc[by_model], sp.explain_top
+            )
+        if len(by_recency):
+            # no model score to explain: why they are lapsed is how long they have been silent
+            rows = scored.loc[by_recency, ["recency_days", "gap_mean_days"]]
+            scored.loc[by_recency, "reasons"] = [
+                PHRASES["recency"](r) for r in rows.itertuples(index=False)
+            ]
         scored.loc[explained, "explained"] = True
     return scored
 
@@ -263,7 +427,8 @@ def score_frame(
 def customers_to_explain(scored: pd.DataFrame, limit: int | None) -> pd.Index:
     """Listed customers who get reasons: every manual action (what account managers read),
     then automated actions by net benefit, best first, up to ``limit`` customers in all
-    (``None``: every listed customer). Returned in the frame's own order."""
+    (``None``: every listed customer). Returned in the frame's own order. Lapsed customers
+    (no p_churn, so after scored ones at equal benefit) share the budget."""
     listed = scored[scored["on_list"]]
     if limit is None or len(listed) <= limit:
         return listed.index
@@ -354,7 +519,10 @@ def compare_with_previous(
 
 
 def _present(scored: pd.DataFrame) -> pd.DataFrame:
-    """Columns as people read them: percentages, dates as ISO text, readable owner."""
+    """Columns as people read them: percentages, dates as ISO text, readable owner.
+
+    Lapsed customers have no churn_risk_pct, p_churn or value_at_risk: NaN, an empty cell
+    in the CSVs (read back as NaN by ``RISK_LIST_SCHEMA``'s ``float``)."""
     out = pd.DataFrame(index=scored.index)
     out["customer_id"] = scored["customer_id"]
     out["customer_name"] = scored["customer_name"].fillna("")
@@ -419,6 +587,8 @@ def manager_lists(present: pd.DataFrame, gone: pd.DataFrame) -> dict[str, pd.Dat
 def build_summary(
     scored: pd.DataFrame, as_of: dt.date, model: LoadedModel, extra: dict[str, Any]
 ) -> dict[str, Any]:
+    """summary.json. Value at risk totals cover active customers only (a lapsed customer's
+    is NaN, skipped); ``risk_band_counts`` includes the ``lapsed`` band."""
     on = scored[scored["on_list"]]
     per_manager = {
         str(m): {
@@ -442,9 +612,7 @@ def build_summary(
         "lapsed": int(scored["lapsed"].sum()),
         # written exactly (never altered), so a spreadsheet opening the CSV may run them
         "ids_spreadsheets_may_misread": int(scored["customer_id"].map(is_formula_like).sum()),
-        "risk_band_counts": {
-            b: int((scored["risk_band"] == b).sum()) for b in ("low", "medium", "high")
-        },
+        "risk_band_counts": {b: int((scored["risk_band"] == b).sum()) for b in RISK_ORDER},
         "value_at_risk_total": round(float(scored["value_at_risk"].sum()), 2),
         "expected_net_benefit_total": round(float(on["expected_net_benefit"].sum()), 2),
         "actions": {str(k): int(v) for k, v in on["rule"].value_counts().sort_index().items()},
@@ -569,9 +737,13 @@ def _score_locked(
             )
             return {**summary, "status": "up-to-date", "output_dir": str(out_dir)}
 
-        quality, quality_warnings = model_quality(loaded.evaluation)
+        quality, quality_warnings = model_quality(
+            loaded.evaluation, loaded.scorer, loaded.selection, sp.warn_below_roc_auc
+        )
         snap, scoring_model = runner.score_snapshot(tx, as_of, fp.lost_after_days, loaded)
         scored = score_frame(snap, scoring_model, sp)
+        drift, drift_warnings = data_drift(snap, loaded.drift_reference, sp.drift_psi_threshold)
+        health, health_warnings = list_warnings(scored, loaded, sp, as_of)
         prev_as_of, prev, prev_error = (
             _previous_list(out_dir.parent, as_of) if compare else (None, None, None)
         )
@@ -590,8 +762,14 @@ def _score_locked(
                 "recovered": int((gone.get("change", pd.Series(dtype=str)) == "recovered").sum()),
                 "inputs": inputs,
                 "data_freshness": freshness,
-                "model_quality": quality,
-                "warnings": [*quality_warnings, *freshness["warnings"]],
+                "model_quality": {**quality, **health},
+                "drift": drift,
+                "warnings": [
+                    *quality_warnings,
+                    *freshness["warnings"],
+                    *drift_warnings,
+                    *health_warnings,
+                ],
             },
         )
         out_dir.parent.mkdir(parents=True, exist_ok=True)

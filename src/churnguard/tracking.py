@@ -1,7 +1,9 @@
 """MLflow: the only module that imports mlflow.
 
 Tracking store: ``MLFLOW_TRACKING_URI`` when set, else an absolute
-``sqlite:///<project>/mlflow.db`` so the store does not follow the working directory.
+``sqlite:///<project>/mlflow.db`` so the store does not follow the working directory
+(the project is ``DVC_ROOT`` when DVC runs the stage, so temp and queued experiments
+are tracked in the project's store).
 A fresh SQLite store is created once under a file lock (several processes migrating a
 new database at once crash).
 """
@@ -26,11 +28,33 @@ CHAMPION = "champion"
 MODEL_MD5_TAG = "churnguard.model_md5"
 
 
-def default_tracking_uri(project_dir: str | Path = ".") -> str:
+DVC_ROOT_ENV = "DVC_ROOT"  # set by DVC for every stage: the project root, also under --temp/--queue
+
+
+def default_tracking_uri(project_dir: str | Path | None = None) -> str:
+    """``MLFLOW_TRACKING_URI``, else ``mlflow.db`` in the project root: ``DVC_ROOT`` when DVC
+    runs the stage (``dvc exp run --temp``/``--queue`` work in a copy elsewhere, and their
+    runs would otherwise land in a throw-away store), else the working directory."""
     env = os.environ.get("MLFLOW_TRACKING_URI")
     if env:
         return env
-    return f"sqlite:///{Path(project_dir).resolve() / 'mlflow.db'}"
+    root = project_dir if project_dir is not None else project_root()
+    return f"sqlite:///{Path(root).resolve() / 'mlflow.db'}"
+
+
+def project_root() -> Path:
+    """The project folder: ``DVC_ROOT`` when DVC runs the stage — and for ``dvc exp run
+    --temp``/``--queue``, which run in a copy under ``<project>/.dvc/tmp/exps/``, the
+    project that copy belongs to — else the working directory."""
+    root = os.environ.get(DVC_ROOT_ENV)
+    if not root:
+        return Path(".").resolve()
+    path = Path(root).resolve()
+    parts = path.parts
+    for i in range(1, len(parts) - 2):
+        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
+            return Path(*parts[:i])
+    return path
 
 
 def init_tracking(uri: str | None = None) -> str:
@@ -103,9 +127,9 @@ def pyfunc_class() -> type:
 
     class _ChurnPyfunc(mlflow.pyfunc.PythonModel):
         def load_context(self, context: Any) -> None:
-            from churnguard.modeling import ChurnModel
+            from churnguard.scorers import load_scorer
 
-            self.model = ChurnModel.load(context.artifacts["model_dir"])
+            self.model = load_scorer(context.artifacts["model_dir"])
 
         def predict(
             self, context: Any, model_input: pd.DataFrame, params: dict | None = None
@@ -135,11 +159,7 @@ def log_training(
 ) -> str:
     """Log params, tags, importance and the pyfunc model into the active run; return its model URI."""
     import mlflow
-    from mlflow.models import infer_signature
 
-    from churnguard.modeling import ChurnModel
-
-    model = ChurnModel.load(model_dir)
     flat = {k: str(v)[:500] for k, v in flatten(params).items()}
     mlflow.log_params(flat)
     mlflow.set_tags(dict(tags))
@@ -151,13 +171,25 @@ def log_training(
         }
     )
     mlflow.log_dict(dict(summary["feature_importance_gain"]), "feature_importance_gain.json")
+    return log_scorer(model_dir, example, "model")
+
+
+def log_scorer(folder: str | Path, example: pd.DataFrame, name: str) -> str:
+    """Log the scorer in ``folder`` (LightGBM model or baseline) as a pyfunc into the active
+    run under ``name``; return its model URI."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from churnguard.scorers import load_scorer
+
+    model = load_scorer(folder)
     x = example[model.features].astype("float64").head(5)
     signature = infer_signature(x, model.predict(x))
     src = Path(__file__).resolve().parent
     info = mlflow.pyfunc.log_model(
-        name="model",
+        name=name,
         python_model=str(src / "pyfunc_entry.py"),
-        artifacts={"model_dir": str(Path(model_dir).resolve())},
+        artifacts={"model_dir": str(Path(folder).resolve())},
         code_paths=[str(src)],
         signature=signature,
         input_example=x,
@@ -206,13 +238,17 @@ def load_champion(name: str) -> tuple[Any, str] | None:
     return mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}"), str(mv.version)
 
 
-def register(model_uri: str, name: str, promote: bool, tags: Mapping[str, str]) -> str:
+def register(
+    model_uri: str, name: str, promote: bool, tags: Mapping[str, str], description: str = ""
+) -> str:
     """Register a model version; move the ``champion`` alias to it when ``promote``."""
     import mlflow
     from mlflow.tracking import MlflowClient
 
     mv = mlflow.register_model(model_uri, name, tags=dict(tags))
     client = MlflowClient()
+    if description:
+        client.update_model_version(name, mv.version, description=description[:5000])
     if promote:
         client.set_registered_model_alias(name, CHAMPION, mv.version)
     return str(mv.version)
@@ -246,3 +282,17 @@ def version_test_metrics(name: str, version: str) -> dict[str, dict[str, float]]
         if len(parts) == 3 and parts[0] == "test":
             scorers.setdefault(parts[1], {})[parts[2]] = float(value)
     return scorers or None
+
+
+def version_created(name: str, version: str) -> str | None:
+    """When ``name`` version ``version`` was registered (UTC ISO date), or None."""
+    import datetime as dt
+
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    try:
+        ms = MlflowClient().get_model_version(name, version).creation_timestamp
+    except MlflowException:
+        return None
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).date().isoformat() if ms else None

@@ -5,6 +5,8 @@ training rows come from cutoffs whose label window ends on or before the validat
 cutoff, so no training label peeks past it. LightGBM early-stops on validation; the
 probability calibrator is fitted on validation; baselines are fitted on the same
 training rows, calibrated on the same validation rows and scored on the same test rows.
+The two baselines that can become champion (logistic regression, days since last
+purchase) are saved as scorers under ``models/baselines/`` (see :mod:`churnguard.scorers`).
 Lapsed customers (win-back) are left out of every split.
 """
 
@@ -22,11 +24,20 @@ import numpy as np
 import pandas as pd
 
 from churnguard import baselines
+from churnguard.baselines import CANDIDATES
 from churnguard.config import TrainParams
+from churnguard.drift import reference_profile
 from churnguard.errors import DataError
 from churnguard.feature_defs import CUTOFFS_FILE, MODEL_FEATURES, SNAPSHOTS_FILE
-from churnguard.io import atomic_path
-from churnguard.modeling import ChurnModel, fit_calibrator
+from churnguard.io import atomic_path, write_json_atomic
+from churnguard.modeling import Calibrator, ChurnModel, fit_calibrator
+from churnguard.scorers import (
+    DRIFT_FILE,
+    LogisticScorer,
+    RecencyScorer,
+    save_scorer,
+    scorer_folder,
+)
 
 log = logging.getLogger(__name__)
 
@@ -125,10 +136,21 @@ def load_training_frame(features_dir: str | Path) -> tuple[pd.DataFrame, int, in
     return frame, int(meta["horizon_days"]), step
 
 
+@dataclass(frozen=True)
+class Trained:
+    """One training run: the LightGBM model, the baseline scorers, predictions, summary."""
+
+    model: ChurnModel
+    baselines: dict[str, LogisticScorer | RecencyScorer]
+    predictions: pd.DataFrame
+    summary: dict[str, Any]
+    drift_reference: dict[str, Any]  # feature distributions of the training rows (PSI)
+
+
 def train_model(
     frame: pd.DataFrame, horizon_days: int, p: TrainParams, step_hint: int | None = None
-) -> tuple[ChurnModel, pd.DataFrame, dict[str, Any]]:
-    """Fit model, calibrator and baselines; return the model, valid/test predictions and a summary."""
+) -> Trained:
+    """Fit model, calibrator and baseline scorers on one time split (no I/O)."""
     frame = frame[(frame["lapsed"] == 0) & frame["churned"].notna()].copy()
     frame["churned"] = frame["churned"].astype(int)
     split = plan_split(list(frame["cutoff_date"].unique()), horizon_days, step_hint)
@@ -178,18 +200,31 @@ def train_model(
 
     scores_va: dict[str, np.ndarray] = {"model_raw": raw_va, "model": calibrator.predict(raw_va)}
     scores_te: dict[str, np.ndarray] = {"model_raw": raw_te, "model": calibrator.predict(raw_te)}
-    logreg = baselines.LogisticBaseline().fit(x_tr, y_tr)
+    # the baselines that can become champion are scorers like the model (saved beside it);
+    # the rules stay references in the metrics
+    meta = {"horizon_days": horizon_days, "test_cutoff": str(split.test_cutoff), "lapsed": False}
+    fitted = baselines.LogisticBaseline().fit(x_tr, y_tr)
+    logreg = LogisticScorer.from_fitted(fitted, Calibrator("identity"), {**meta, "kind": "logreg"})
+    logreg.calibrator, _ = fit_calibrator(logreg.predict_raw(va), y_va, "isotonic")
+    recency_cal, _ = fit_calibrator(baselines.recency_rank_score(va), y_va, "isotonic")
+    recency = RecencyScorer(
+        recency_cal,
+        float(np.nanmedian(va["recency_days"].to_numpy(dtype=float))),
+        {**meta, "kind": "recency_rank"},
+    )
+    baseline_scorers: dict[str, LogisticScorer | RecencyScorer] = {
+        "logreg": logreg,
+        "recency_rank": recency,
+    }
     raw_baselines = {
         "recency_rule": baselines.recency_rule_score,
-        "recency_rank": baselines.recency_rank_score,
         "rfm": baselines.rfm_baseline_score,
     }
     for name, fn in raw_baselines.items():
         cal, _ = fit_calibrator(fn(va), y_va, "isotonic")
         scores_va[name], scores_te[name] = cal.predict(fn(va)), cal.predict(fn(te))
-    lr_va, lr_te = logreg.predict_proba(x_va), logreg.predict_proba(x_te)
-    cal, _ = fit_calibrator(lr_va, y_va, "isotonic")
-    scores_va["logreg"], scores_te["logreg"] = cal.predict(lr_va), cal.predict(lr_te)
+    for name, scorer in baseline_scorers.items():
+        scores_va[name], scores_te[name] = scorer.predict(va), scorer.predict(te)
 
     preds = []
     for split_name, part, scores in (("valid", va, scores_va), ("test", te, scores_te)):
@@ -229,15 +264,25 @@ def train_model(
         {f: "float64" for f in MODEL_FEATURES},
         summary,
     )
-    return model, predictions.reset_index(drop=True), summary
+    return Trained(
+        model,
+        baseline_scorers,
+        predictions.reset_index(drop=True),
+        summary,
+        reference_profile(tr, list(MODEL_FEATURES)),
+    )
 
 
 def run_train(p: TrainParams) -> dict[str, Any]:
     """Read snapshots, train, and write ``models/`` plus validation/test predictions."""
     frame, horizon_days, step = load_training_frame(p.features_dir)
-    model, predictions, summary = train_model(frame, horizon_days, p, step)
+    trained = train_model(frame, horizon_days, p, step)
     model_dir = Path(p.model_dir)
-    model.save(model_dir)
+    trained.model.save(model_dir)
+    for name, scorer in trained.baselines.items():
+        save_scorer(scorer, scorer_folder(model_dir, name))
+    for name in CANDIDATES:  # each scorer carries it (a registered copy is on its own)
+        write_json_atomic(scorer_folder(model_dir, name) / DRIFT_FILE, trained.drift_reference)
     with atomic_path(model_dir / EVAL_DIR / PREDICTIONS_FILE) as tmp:
-        predictions.to_parquet(tmp, index=False)
-    return summary
+        trained.predictions.to_parquet(tmp, index=False)
+    return trained.summary

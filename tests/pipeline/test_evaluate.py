@@ -326,10 +326,69 @@ def test_run_evaluate_end_to_end_is_complete_and_byte_stable(tmp_path: Path) -> 
 
 def test_dvc_plot_entries_use_the_top_level_plots_syntax() -> None:
     entries = E.dvc_plots(E.plot_specs(["model", "logreg"]), folder="models/eval/plots")
-    roc = next(e["ROC"] for e in entries if "ROC" in e)
+    roc = next(e["ROC"] for e in entries if isinstance(e, dict) and "ROC" in e)
     assert roc["x"] == "fpr" and roc["template"] == "linear"
     assert roc["y"] == {"models/eval/plots/roc.csv": ["tpr_model", "tpr_logreg"]}
     assert {"title", "x_label", "y_label"} <= set(roc)
+
+
+def test_dvc_plots_declare_the_png_folder_as_an_image_plot() -> None:
+    # a bare path is a DVC image plot: every image in the folder (PNGs from write_pngs)
+    entries = E.dvc_plots(E.plot_specs(), folder="models/eval/plots")
+    assert [e for e in entries if isinstance(e, str)] == ["models/eval/png"]
+    assert E.dvc_plots([], folder="out/m/eval/plots/") == ["out/m/eval/png"]
+    assert E.dvc_plots([], folder="m/eval/plots", images="figs/") == ["figs"]
+
+
+RANKING_PLOTS = ("ROC", "Precision-recall", "Cumulative gain", "Lift", "Profit")
+
+
+def test_ranking_plots_leave_out_the_uncalibrated_duplicate() -> None:
+    specs = {spec.id: spec for spec in E.plot_specs()}
+    assert set(specs) == {*RANKING_PLOTS, "Calibration"}
+    for plot_id in RANKING_PLOTS:
+        ys = specs[plot_id].y
+        assert not any(y.endswith("_model_raw") for y in ys), plot_id
+        assert any(y.endswith("_model") for y in ys), plot_id
+    # calibration is where the raw booster output differs: it stays there
+    assert "observed_model_raw" in specs["Calibration"].y
+    assert "observed_model" in specs["Calibration"].y
+    # a raw scorer without its calibrated twin is not a duplicate and stays
+    assert E.ranking_scorers(["model_raw", "logreg"]) == ["model_raw", "logreg"]
+    assert E.ranking_scorers(["model", "model_raw", "x_raw"]) == ["model", "x_raw"]
+
+
+def test_ranking_pngs_leave_out_the_uncalibrated_duplicate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from matplotlib.figure import Figure
+
+    labels: dict[str, list[str]] = {}
+
+    def record(fig: Figure, fname: object, **kwargs: object) -> None:
+        ax = fig.axes[0]
+        labels[ax.get_title()] = [line.get_label() for line in ax.get_lines()]
+        Path(str(fname)).write_bytes(b"")
+
+    monkeypatch.setattr(Figure, "savefig", record)
+    y = np.array([0, 1, 0, 1, 1, 0, 0, 1])
+    p = np.linspace(0.1, 0.9, y.size)
+    scores = {"model": p, "model_raw": p**2, "logreg": p[::-1]}
+    tables = {
+        "roc": E.roc_table(y, scores),
+        "pr": E.pr_table(y, scores),
+        "calibration": E.calibration_table(y, scores, 5),
+        "gain": E.gain_table(y, scores),
+        "profit": E.profit_table(y, scores, np.ones(y.size), 0.1, 0.5),
+    }
+    written = E.write_pngs(tables, list(scores), tmp_path)
+    assert [w.name for w in written] == [f"{n}.png" for n in E.PLOT_FILES]
+    assert len(labels) == len(E.PLOT_FILES)
+    for title, drawn in labels.items():
+        if title.startswith("Calibration"):
+            assert {"model", "model_raw", "logreg"} <= set(drawn), title
+        else:
+            assert {"model", "logreg"} <= set(drawn) and "model_raw" not in drawn, title
 
 
 def test_run_evaluate_names_what_is_missing(tmp_path: Path) -> None:

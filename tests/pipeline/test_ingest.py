@@ -577,3 +577,17 @@ def test_cli_bad_data_file_exits_3(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["ingest", "--params", str(params)])
     assert result.exit_code == 3
     assert "no data rows" in _cli_output(result)
+
+
+def test_without_an_as_of_date_lines_dated_after_the_run_date_are_quarantined(
+    tmp_path: Path, engine
+) -> None:
+    """ingest.as_of defaults to the run date: a line from the future (a typo such as 2099)
+    is quarantined, counted and named, not let through to move every default as-of date."""
+    tomorrow = (dt.date.today() + dt.timedelta(days=1)).isoformat()
+    src = write_csv(tmp_path / "tx.csv", [GOOD[0], _bad(ts="2099-01-01"), _bad(ts=tomorrow)])
+    report = run_ingest(ingest_params(src, tmp_path / "out"), engine)
+    clean, quarantine, _ = outputs(tmp_path / "out")
+    assert report["as_of"] == "run date" and report["reasons"]["date_after_as_of"] == 2
+    assert len(clean) == 1 and {q["reason"] for q in quarantine} == {"date_after_as_of"}
+    assert any("2099-01-01" in q["detail"] for q in quarantine)

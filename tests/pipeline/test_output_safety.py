@@ -347,7 +347,10 @@ def test_registry_model_copies_do_not_pile_up_in_the_temp_folder(pipeline, tmp_p
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.chdir(tmp_path)
     name = f"cg-{uuid.uuid4().hex[:8]}"
-    tp = pipeline.train.model_copy(update={"registered_model_name": name})
+    shutil.copytree(pipeline.train.model_dir, tmp_path / "models")
+    tp = pipeline.train.model_copy(
+        update={"registered_model_name": name, "model_dir": str(tmp_path / "models")}
+    )
     ev = EvaluateParams(model_dir=tp.model_dir)
     registry.log_training_run(tp, pipeline.summary, "synthetic")
     assert registry.gate_and_register(tp, ev, run_evaluate(ev)).promote

@@ -249,5 +249,8 @@ def test_scores_and_lists_identical(spark, pipeline, workdir, engine):
     merged = listed.merge(scores, on="customer_id", suffixes=("", "_pq"))
     assert len(merged) == len(listed) == len(scores)
     assert (merged["account_manager"] == merged["account_manager_pq"].astype(str)).all()
-    assert np.array_equal(merged["p_churn"].to_numpy(), merged["p_churn_pq"].to_numpy())
+    # lapsed customers have no p_churn (NaN, an empty cell) in both
+    assert np.array_equal(
+        merged["p_churn"].to_numpy(), merged["p_churn_pq"].to_numpy(), equal_nan=True
+    )
     assert (merged["rank"] == merged["rank_pq"]).all()

@@ -275,3 +275,19 @@ def test_dvc_plots_are_the_evaluate_stage_plot_specs() -> None:
     assert declared == expected, (
         "regenerate: churnguard evaluate --dvc-plots, then paste the block into dvc.yaml"
     )
+
+
+def test_dvc_plots_rank_without_model_raw_and_show_the_pngs() -> None:
+    """Ranking plots leave out the uncalibrated duplicate (calibration keeps it), and the
+    PNG folder, a cached output of the evaluate stage, is declared as a DVC image plot."""
+    dvc = yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))
+    params = _params()
+    linear = {k: v for e in dvc["plots"] if isinstance(e, dict) for k, v in e.items()}
+    for plot_id, plot in linear.items():
+        columns = [c for cols in plot["y"].values() for c in cols]
+        assert ("observed_model_raw" in columns) == (plot_id == "Calibration"), plot_id
+        assert not any(c.endswith("_model_raw") and c != "observed_model_raw" for c in columns)
+    png = _resolve("${evaluate.model_dir}/eval/png", params)
+    assert png in dvc["plots"], "the PNG folder is not declared as an image plot"
+    outs = [o if isinstance(o, str) else next(iter(o)) for o in dvc["stages"]["evaluate"]["outs"]]
+    assert png in [_resolve(o, params) for o in outs]

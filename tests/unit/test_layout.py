@@ -26,6 +26,7 @@ PURE = (
     "report",
     "stats",
     "btyd",
+    "drift",
 )
 ALLOWED_INTERNAL = {*PURE, "config", "errors"}
 FORBIDDEN_EXTERNAL = (

@@ -47,5 +47,23 @@ def test_weak_evidence_is_said(model_auc, needles):
 )
 def test_an_unevaluated_model_is_said(evaluation):
     quality, warnings = model_quality(evaluation)
-    assert quality == {"evaluated": False}
+    assert quality == {"evaluated": False, "scorer": "model", "scorer_label": "LightGBM model"}
     assert len(warnings) == 1 and "churnguard evaluate" in warnings[0]
+
+
+def test_a_baseline_ranking_the_lists_is_said_with_the_models_figure():
+    quality, warnings = model_quality(
+        GOOD, "logreg", ["lead +0.001, 95% paired-bootstrap interval [-0.004, +0.006]"]
+    )
+    assert quality["scorer"] == "logreg" and quality["scorer_label"] == "logistic regression"
+    assert quality["roc_auc"] == GOOD["logreg"]["roc_auc"]
+    assert quality["model_roc_auc"] == GOOD["model"]["roc_auc"]
+    assert quality["best_baseline"] == "recency_rank"  # the best *other* baseline
+    assert "logreg" not in quality["baselines_roc_auc"]
+    assert len(warnings) == 1 and "ranked by a simple baseline (logistic regression)" in warnings[0]
+    assert "[-0.004, +0.006]" in warnings[0]
+
+
+def test_the_roc_auc_warning_threshold_comes_from_params():
+    _, warnings = model_quality(GOOD, warn_below_roc_auc=0.8)
+    assert any("score.warn_below_roc_auc is 0.8" in w for w in warnings)

@@ -60,12 +60,14 @@ def scored_frame() -> pd.DataFrame:
     ]  # fmt: skip
     df = pd.DataFrame(CUSTOMERS, columns=cols)
     df["region"] = "EU"
+    # the p > 0.9 rows are lapsed: as score_frame makes them, no P(churn), no value at risk
+    df["lapsed"] = [1 if p > 0.9 else 0 for p in df["p_churn"]]
+    df.loc[df["lapsed"] == 1, "p_churn"] = float("nan")
     df["risk_band"] = pd.cut(df["p_churn"], [-1, 0.3, 0.6, 2], labels=["low", "medium", "high"])
-    df["risk_band"] = df["risk_band"].astype(str)
+    df["risk_band"] = df["risk_band"].astype(str).where(df["lapsed"] == 0, "lapsed")
     df["value_at_risk"] = (df["p_churn"] * df["value_if_retained"]).round(2)
     df["value_tier"] = ["high" if v > 5000 else "low" for v in df["value_if_retained"]]
     df["on_list"] = df["rule"] != "none"
-    df["lapsed"] = [1 if p > 0.9 else 0 for p in df["p_churn"]]
     df["reasons"] = "recency 120 days > 3× usual gap; orders_90d fell"
     return df
 
@@ -81,7 +83,7 @@ def summary(scored: pd.DataFrame) -> dict[str, Any]:
         "value_at_risk_total": float(scored["value_at_risk"].sum()),
         "expected_net_benefit_total": float(on["expected_net_benefit"].sum()),
         "risk_band_counts": {
-            b: int((scored["risk_band"] == b).sum()) for b in ("low", "medium", "high")
+            b: int((scored["risk_band"] == b).sum()) for b in ("low", "medium", "high", "lapsed")
         },
         "lapsed": int(scored["lapsed"].sum()),
     }
@@ -163,11 +165,12 @@ def test_numbers_have_separators_and_one_decimal_percentages(page: str) -> None:
     assert "57.0%" in page and "81.2%" in page and "EUR 1,234,567" not in page
 
 
-def test_histogram_has_ten_bins_counting_every_customer(page: str) -> None:
+def test_histogram_has_ten_bins_counting_every_active_customer(page: str) -> None:
     svg = page.split("<h2>Risk distribution</h2>", 1)[1].split("</svg>", 1)[0]
     counts = [int(c) for c in re.findall(r": ([\d,]+) customers</title>", svg)]
-    assert len(counts) == 10 and sum(counts) == len(CUSTOMERS)
-    assert counts[0] == 2 and counts[9] == 3  # p = 0.0 and 0.05; p = 0.92, 0.99 and 1.0
+    assert len(counts) == 10 and sum(counts) == len(CUSTOMERS) - 3  # the 3 lapsed left out
+    assert counts[0] == 2 and counts[9] == 0  # p = 0.0 and 0.05; the p > 0.9 rows are lapsed
+    assert "3 lapsed customer(s) are left out" in svg
 
 
 def test_top_customers_are_sorted_by_net_benefit(page: str) -> None:
