@@ -524,7 +524,7 @@ def _parameters(params: IngestParams, raw: _Raw, out_dir: Path) -> dict[str, Any
         "thousands_separator": src.thousands_separator,
         "expected_fields": raw.expected_fields,
         # no as-of date set: the run date, so a line dated in the future is quarantined
-        # (date_after_as_of) instead of moving every later default as-of date
+        # (its own reason) instead of moving every later default as-of date
         "as_of": params.as_of or dt.date.today(),
         "drop_exact_duplicates": params.drop_exact_duplicates,
         "default_account_manager": params.default_account_manager,

@@ -101,8 +101,23 @@ RISK_LIST_SCHEMA: dict[str, str] = {
     "expected_next_order_date": "str",
     "change": "str",
     "p_churn": "float",
+    "scored_by": "str",
 }
 RISK_LIST_COLUMNS = list(RISK_LIST_SCHEMA)
+# what the next run reads back from a previous list (for `change`): only these columns, so
+# a list written before a column was added still compares
+PREVIOUS_LIST_SCHEMA = {
+    k: RISK_LIST_SCHEMA[k]
+    for k in (
+        "customer_id",
+        "customer_name",
+        "account_manager",
+        "rank",
+        "risk_band",
+        "last_purchase_date",
+        "p_churn",
+    )
+}
 MANAGER_COLUMNS = [
     "rank",
     "customer_id",
@@ -119,6 +134,7 @@ MANAGER_COLUMNS = [
     "usual_gap_days",
     "expected_next_order_date",
     "change",
+    "scored_by",
 ]
 
 
@@ -302,6 +318,17 @@ def model_quality(
     return quality, warnings
 
 
+def scored_by(loaded: LoadedModel) -> str:
+    """Every row says which scorer ranked it: 'LightGBM model v12' or
+    'baseline: days since last purchase (from folder)'."""
+    label = SCORER_LABELS.get(loaded.scorer, loaded.scorer)
+    if loaded.version.isdigit():
+        version = f"v{loaded.version}"
+    else:
+        version = "from folder" if loaded.version == "file" else loaded.version
+    return f"{label} {version}" if loaded.scorer == MODEL else f"baseline: {label} ({version})"
+
+
 def data_drift(
     snapshot: pd.DataFrame, reference: dict[str, Any] | None, threshold: float
 ) -> tuple[dict[str, Any], list[str]]:
@@ -467,7 +494,7 @@ def _previous_list(
         return None, None, None
     path = root / best.isoformat() / RISK_LIST_FILE
     try:
-        prev = read_excel_csv(path, RISK_LIST_SCHEMA)
+        prev = read_excel_csv(path, PREVIOUS_LIST_SCHEMA)
         if not prev["customer_id"].is_unique:
             raise MalformedCsvError(path, "customer_id is not unique")
     except MalformedCsvError as exc:
@@ -549,6 +576,7 @@ def _present(scored: pd.DataFrame) -> pd.DataFrame:
     out["expected_next_order_date"] = nxt.dt.strftime("%Y-%m-%d").fillna("")
     out["change"] = scored["change"]
     out["p_churn"] = scored["p_churn"]
+    out["scored_by"] = scored["scored_by"] if "scored_by" in scored.columns else ""
     return out[RISK_LIST_COLUMNS]
 
 
@@ -742,6 +770,7 @@ def _score_locked(
         )
         snap, scoring_model = runner.score_snapshot(tx, as_of, fp.lost_after_days, loaded)
         scored = score_frame(snap, scoring_model, sp)
+        scored["scored_by"] = scored_by(loaded)
         drift, drift_warnings = data_drift(snap, loaded.drift_reference, sp.drift_psi_threshold)
         health, health_warnings = list_warnings(scored, loaded, sp, as_of)
         prev_as_of, prev, prev_error = (

@@ -84,6 +84,8 @@ def test_the_model_does_not_beat_recency_so_a_baseline_ranks_the_lists(
     out = tmp_path / LAST.isoformat()
     listed = read_excel_csv(out / "risk_list.csv", RISK_LIST_SCHEMA)
     snap = pd.read_parquet(Path(pipeline.features.output_dir) / "current.parquet")
+    label = {"recency_rank": "days since last purchase", "logreg": "logistic regression"}[chosen]
+    assert set(listed["scored_by"]) == {f"baseline: {label} (from folder)"}  # every row says so
     active = listed[listed["risk_band"] != "lapsed"].head(50)
     rows = snap.set_index("customer_id").loc[active["customer_id"]].reset_index()
     expected = np.round(load_scorer(folder).predict(rows), 6)
@@ -145,3 +147,19 @@ def test_every_list_carries_its_health(pipeline, tmp_path):
     )
     assert old["model_quality"]["scorer_age_days"] == 10
     assert any("score.warn_champion_age_days" in w for w in old["warnings"])
+
+
+def test_a_list_written_before_a_column_was_added_still_compares(tmp_path):
+    """The next run reads back only the columns `change` needs (PREVIOUS_LIST_SCHEMA), so
+    adding a column to the lists never turns last week's list into 'first list'."""
+    from churnguard.csvsafe import write_excel_csv_atomic
+    from churnguard.score import PREVIOUS_LIST_SCHEMA, RISK_LIST_COLUMNS
+
+    old_columns = [c for c in RISK_LIST_COLUMNS if c != "scored_by"]
+    row = {c: "" for c in old_columns}
+    row.update(customer_id="C1", rank="1", risk_band="high", p_churn="0.7", recency_days="3")
+    row.update(last_purchase_date="2024-12-01", account_manager="Sara Ahmadi")
+    path = tmp_path / "risk_list.csv"
+    write_excel_csv_atomic(path, pd.DataFrame([row], columns=old_columns))
+    back = read_excel_csv(path, PREVIOUS_LIST_SCHEMA)
+    assert back.loc[0, "customer_id"] == "C1" and back.loc[0, "p_churn"] == 0.7
