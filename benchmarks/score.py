@@ -72,6 +72,8 @@ PHASES: tuple[tuple[str, str, str], ...] = (
     ("write outputs total", "churnguard.score", "_write_outputs"),
     ("  write CSVs", "churnguard.score", "write_excel_csv_atomic"),
     ("  render report.html", "churnguard.report", "render_html"),
+    ("  write workbooks", "churnguard.workbook", "manager_workbook"),
+    ("  render manager pages", "churnguard.report", "render_manager_html"),
     ("swap folder in", "churnguard.score", "replace_dir"),
 )
 

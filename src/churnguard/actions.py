@@ -16,6 +16,9 @@ automated ``score.overflow`` action when that still pays, otherwise to no action
 
 from __future__ import annotations
 
+import datetime as dt
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -158,3 +161,16 @@ def assign_actions(scored: pd.DataFrame, params: ScoreParams) -> pd.DataFrame:
     out["rank"] = out.groupby("account_manager", sort=False).cumcount() + 1
     out.loc[~out["on_list"], "rank"] = 0
     return out.reset_index(drop=True)
+
+
+def due_dates(n: int, start: dt.date, within_days: int, capacity: int) -> list[dt.date]:
+    """Due dates of a manager's ``n`` manual actions in rank order: at the pace of
+    ``capacity`` actions per ``within_days`` days after ``start``, the best first — rank i
+    (1-based) is due on day ⌈i × within_days / capacity⌉, never later than ``within_days``."""
+    if n <= 0:
+        return []
+    pace = max(capacity, n)
+    return [
+        start + dt.timedelta(days=min(within_days, math.ceil(i * within_days / pace)))
+        for i in range(1, n + 1)
+    ]

@@ -239,11 +239,23 @@ class EvaluateParams(_Section):
     gate_confidence: Annotated[float, Field(gt=0.5, lt=1)] = 0.95
 
 
+# a short action label: one line, no control characters, at most 40 characters
+ShortLabel = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+
+def humanize(name: str) -> str:
+    """``personal_call`` → ``Personal call``: the short label of an action that has none."""
+    words = re.sub(r"[_\s]+", " ", name).strip()
+    return words[:1].upper() + words[1:]
+
+
 class ActionRule(_Section):
     """One playbook rule: conditions (all must hold) → action."""
 
     name: str
     action: str
+    # short label shown in lists, workbooks and reports (default: the name, humanised)
+    label: ShortLabel | None = None
     channel: str
     owner: Literal["account_manager", "automated"]
     cost: Annotated[float, Field(ge=0)]
@@ -258,6 +270,10 @@ class ActionRule(_Section):
     max_recency_days: int | None = None
     min_recency_to_gap: float | None = None
     one_time_buyer: bool | None = None
+
+    @property
+    def short_label(self) -> str:
+        return self.label or humanize(self.name)
 
 
 class RiskBands(_Section):
@@ -291,9 +307,14 @@ class OverflowAction(_Section):
 
     name: str = "overflow_email"
     action: str = "Personal email in the manager's name asking for feedback (sent automatically)"
+    label: ShortLabel | None = None
     channel: str = "email"
     cost: Annotated[float, Field(ge=0)] = 1.0
     save_rate: Annotated[float, Field(ge=0, le=1)] = 0.06
+
+    @property
+    def short_label(self) -> str:
+        return self.label or humanize(self.name)
 
 
 class ScoreParams(_Section):
@@ -330,11 +351,26 @@ class ScoreParams(_Section):
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"playbook rule names must be unique; repeated: {dup}")
+        labels = [r.short_label.casefold() for r in v]
+        dup = sorted({n for n in labels if labels.count(n) > 1})
+        if dup:
+            raise ValueError(
+                f"playbook labels must be unique (a workbook maps each label to its action); "
+                f"repeated: {dup}"
+            )
         return v
 
 
 class ReportParams(_Section):
+    """What managers read: the report pages and their workbooks."""
+
     active_within_days: Annotated[int, Field(ge=1)] = 180
+    # shown beside every amount (report pages, workbooks): an ISO code or a symbol
+    currency: Annotated[str, Field(max_length=12, pattern=r'^[^"\\\x00-\x1f\x7f]*$')] = ""
+    # language of the pages and workbooks; ar and fa are right-to-left
+    language: Literal["en", "ar", "fa"] = "en"
+    # a manager's manual actions are due within this many days of the list date, best first
+    due_within_days: Annotated[int, Field(ge=1, le=366)] = 7
 
 
 class Params(_Section):

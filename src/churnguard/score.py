@@ -25,7 +25,14 @@ import numpy as np
 import pandas as pd
 
 from churnguard import __version__
-from churnguard.actions import RISK_ORDER, assign_actions, risk_band, value_tier
+from churnguard.actions import (
+    NO_ACTION,
+    RISK_ORDER,
+    assign_actions,
+    due_dates,
+    risk_band,
+    value_tier,
+)
 from churnguard.baselines import BASELINE_LABELS, CANDIDATES, MODEL, SCORER_LABELS
 from churnguard.config import EngineParams, FeaturesParams, ReportParams, ScoreParams
 from churnguard.csvsafe import (
@@ -50,8 +57,10 @@ from churnguard.io import (
     remove_stale_staging,
     replace_dir,
     restore_interrupted_swap,
+    write_bytes_atomic,
     write_text_atomic,
 )
+from churnguard.labels import LEFT_LIST_ACTIONS, action_catalogue
 from churnguard.modeling import ChurnModel, LoadedModel
 from churnguard.scorers import (
     BASELINES_DIR,
@@ -89,6 +98,7 @@ RISK_LIST_SCHEMA: dict[str, str] = {
     "rfm_segment": "str",
     "lapsed": "int",
     "recommended_action": "str",
+    "action": "str",
     "owner": "str",
     "channel": "str",
     "action_cost": "float",
@@ -104,9 +114,8 @@ RISK_LIST_SCHEMA: dict[str, str] = {
     "scored_by": "str",
 }
 RISK_LIST_COLUMNS = list(RISK_LIST_SCHEMA)
-# what the next run reads back from a previous list (for `change`): only these columns, so
-# a list written before a column was added still compares
-PREVIOUS_LIST_SCHEMA = {
+# what `change` needs from an earlier list (read with these types; other columns may differ)
+PREVIOUS_SCHEMA = {
     k: RISK_LIST_SCHEMA[k]
     for k in (
         "customer_id",
@@ -114,10 +123,13 @@ PREVIOUS_LIST_SCHEMA = {
         "account_manager",
         "rank",
         "risk_band",
-        "last_purchase_date",
         "p_churn",
+        "last_purchase_date",
     )
 }
+# a folder rewritten in place (--output-dir, the DVC stage's scores/latest) keeps the earlier
+# list it was compared with, so a re-run for the same date compares with the same list
+PREVIOUS_LIST_FILE = "previous_list.csv"
 MANAGER_COLUMNS = [
     "rank",
     "customer_id",
@@ -126,7 +138,9 @@ MANAGER_COLUMNS = [
     "risk_band",
     "value_at_risk",
     "expected_net_benefit",
+    "action",
     "recommended_action",
+    "due_date",
     "owner",
     "channel",
     "reasons",
@@ -492,15 +506,45 @@ def _previous_list(
             best = d
     if best is None:
         return None, None, None
-    path = root / best.isoformat() / RISK_LIST_FILE
+    return _read_previous(root / best.isoformat() / RISK_LIST_FILE, best)
+
+
+def _read_previous(
+    path: Path, day: dt.date
+) -> tuple[dt.date | None, pd.DataFrame | None, str | None]:
     try:
-        prev = read_excel_csv(path, PREVIOUS_LIST_SCHEMA)
+        prev = read_excel_csv(path, PREVIOUS_SCHEMA)
         if not prev["customer_id"].is_unique:
             raise MalformedCsvError(path, "customer_id is not unique")
     except MalformedCsvError as exc:
         log.warning("previous list ignored (no change status this run): %s", exc)
         return None, None, str(exc)
-    return best, prev, None
+    return day, prev, None
+
+
+def _previous_in_folder(
+    folder: Path, as_of: dt.date
+) -> tuple[dt.date | None, pd.DataFrame | None, str | None]:
+    """The earlier list for a folder that is rewritten in place (``--output-dir``, the DVC
+    stage's ``scores/latest``): the list it holds when that is older than ``as_of``, else the
+    list that one was compared with (``previous_list.csv``) — the latest of them dated before
+    ``as_of``. Call under the folder's lock, before it is replaced."""
+    if read_manifest(folder, MANIFEST_FILE) is None:
+        return None, None, None
+    held = _read_json_dict(folder / SUMMARY_FILE) or {}
+    found: list[tuple[dt.date, Path]] = []
+    for key, name in (("as_of", RISK_LIST_FILE), ("previous_list", PREVIOUS_LIST_FILE)):
+        try:
+            day = dt.date.fromisoformat(str(held.get(key)))
+        except ValueError:
+            continue
+        path = folder / name
+        if day < as_of and path.is_file() and not path.is_symlink():
+            found.append((day, path))
+    if not found:
+        return None, None, None
+    day, path = max(found)
+    return _read_previous(path, day)
 
 
 def compare_with_previous(
@@ -536,6 +580,12 @@ def compare_with_previous(
             pd.Series(now_last).astype(str) > gone["last_purchase_date"].astype(str).to_numpy()
         )
         gone["change"] = np.where(bought_again.fillna(False), "recovered", "off list")
+        # a recovered customer's last purchase is the new one (the one that recovered them)
+        now = pd.to_datetime(cur["last_purchase_date"]).dt.strftime("%Y-%m-%d")
+        now = now.reindex(gone["customer_id"]).to_numpy()
+        gone["last_purchase_date"] = np.where(
+            gone["change"] == "recovered", now, gone["last_purchase_date"].astype(str)
+        )
         # current manager when still scored, else the previous one
         cur_mgr = cur["account_manager"].reindex(gone["customer_id"]).to_numpy()
         gone["account_manager"] = np.where(pd.isna(cur_mgr), gone["account_manager"], cur_mgr)
@@ -561,6 +611,7 @@ def _present(scored: pd.DataFrame) -> pd.DataFrame:
         out[col] = scored[col]
     out["lapsed"] = scored["lapsed"].astype(int)
     out["recommended_action"] = scored["action"]
+    out["action"] = scored["rule"].where(scored["rule"] != NO_ACTION, "")
     out["owner"] = scored["owner"].map(OWNER_LABEL)
     out["channel"] = scored["channel"]
     out["action_cost"] = scored["action_cost"].round(2)
@@ -580,8 +631,16 @@ def _present(scored: pd.DataFrame) -> pd.DataFrame:
     return out[RISK_LIST_COLUMNS]
 
 
-def manager_lists(present: pd.DataFrame, gone: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """One short list per manager: their own (manual) actions in rank order, then customers who
+def manager_lists(
+    present: pd.DataFrame,
+    gone: pd.DataFrame,
+    *,
+    as_of: dt.date | None = None,
+    due_within_days: int = 7,
+    capacity: int = 25,
+) -> dict[str, pd.DataFrame]:
+    """One short list per manager: their own (manual) actions in rank order, each with a due
+    date (:func:`churnguard.actions.due_dates`; empty without ``as_of``), then customers who
     left the list since last time. Automated actions stay in risk_list.csv."""
     lists: dict[str, pd.DataFrame] = {}
     managers = sorted(
@@ -593,7 +652,10 @@ def manager_lists(present: pd.DataFrame, gone: pd.DataFrame) -> dict[str, pd.Dat
             & (present["rank"] > 0)
             & (present["owner"] == OWNER_LABEL["account_manager"])
         ]
-        mine = mine.sort_values("rank", kind="stable")[MANAGER_COLUMNS]
+        mine = mine.sort_values("rank", kind="stable")
+        due = due_dates(len(mine), as_of, due_within_days, capacity) if as_of else []
+        mine = mine.assign(due_date=[d.isoformat() for d in due] if as_of else "")
+        mine = mine[MANAGER_COLUMNS]
         if not gone.empty:
             left = gone[gone["account_manager"] == manager]
             if not left.empty:
@@ -604,9 +666,7 @@ def manager_lists(present: pd.DataFrame, gone: pd.DataFrame) -> dict[str, pd.Dat
                 extra["customer_name"] = left["customer_name"].to_numpy()
                 extra["last_purchase_date"] = left["last_purchase_date"].astype(str).to_numpy()
                 extra["change"] = left["change"].to_numpy()
-                extra["recommended_action"] = np.where(
-                    left["change"] == "recovered", "Bought again: thank them", "No action this week"
-                )
+                extra["recommended_action"] = left["change"].map(LEFT_LIST_ACTIONS).to_numpy()
                 mine = pd.concat([mine.astype(object), extra], ignore_index=True)
         lists[manager] = mine.reset_index(drop=True)
     return lists
@@ -705,7 +765,7 @@ def run_score(
             model,
             registered_name,
             freshness,
-            compare=output_dir is None,
+            in_place=output_dir is not None,
             force=force,
             before_swap=before_swap,
         )
@@ -730,7 +790,7 @@ def _score_locked(
     registered_name: str,
     freshness: dict[str, Any],
     *,
-    compare: bool,
+    in_place: bool,
     force: bool,
     before_swap: Callable[[Path], None] | None,
 ) -> dict[str, Any]:
@@ -774,12 +834,20 @@ def _score_locked(
         drift, drift_warnings = data_drift(snap, loaded.drift_reference, sp.drift_psi_threshold)
         health, health_warnings = list_warnings(scored, loaded, sp, as_of)
         prev_as_of, prev, prev_error = (
-            _previous_list(out_dir.parent, as_of) if compare else (None, None, None)
+            _previous_in_folder(out_dir, as_of)
+            if in_place
+            else _previous_list(out_dir.parent, as_of)
         )
         change, gone, movers = compare_with_previous(scored, prev)
         scored["change"] = change
         present = _present(scored)
-        lists = manager_lists(present, gone)
+        lists = manager_lists(
+            present,
+            gone,
+            as_of=as_of,
+            due_within_days=rp.due_within_days,
+            capacity=sp.manager_capacity_per_week,
+        )
         crr = _crr(tx, rp, engine, as_of)
         summary = build_summary(
             scored,
@@ -805,7 +873,19 @@ def _score_locked(
         staging = new_staging_dir(out_dir)
         try:
             files = _write_outputs(
-                staging, present, lists, summary, scored, movers, gone, crr, fp, sp, rp, loaded
+                staging,
+                present,
+                lists,
+                summary,
+                scored,
+                movers,
+                gone,
+                crr,
+                fp,
+                sp,
+                rp,
+                loaded,
+                carried=prev if in_place else None,
             )
             files += runner.extra_score_files(staging, present)
             manifest = {
@@ -926,9 +1006,18 @@ def _write_outputs(
     sp: ScoreParams,
     rp: ReportParams,
     loaded: LoadedModel,
+    *,
+    carried: pd.DataFrame | None = None,
 ) -> list[str]:
+    """Write every file of one run into ``folder`` (the staging folder); return their paths.
+
+    Per manager, under ``by_manager/``: their list as CSV, the same list as a workbook to
+    work in (``.xlsx``, :mod:`churnguard.workbook`) and their page of the report
+    (``.html``), all with one file stem. ``carried`` (in-place folders only) is the earlier
+    list this run was compared with, kept as ``previous_list.csv``."""
     from churnguard import crr as crr_mod
-    from churnguard.report import render_html
+    from churnguard.report import render_html, render_manager_html
+    from churnguard.workbook import manager_workbook
 
     files = [RISK_LIST_FILE, SUMMARY_FILE, REPORT_FILE]
     ordered = present.sort_values(
@@ -937,29 +1026,77 @@ def _write_outputs(
         kind="stable",
     )
     write_excel_csv_atomic(folder / RISK_LIST_FILE, ordered)
+    if carried is not None:
+        write_excel_csv_atomic(folder / PREVIOUS_LIST_FILE, carried[list(PREVIOUS_SCHEMA)])
+        files.append(PREVIOUS_LIST_FILE)
+    as_of = dt.date.fromisoformat(summary["as_of"])
+    actions = action_catalogue(sp.playbook, sp.overflow)
     taken: set[str] = set()
-    index = {}
+    stems: dict[str, str] = {}
     for manager, frame in lists.items():
-        stem = safe_file_stem(manager, taken)
-        index[manager] = f"{MANAGER_DIR}/{stem}.csv"
+        stem = stems[manager] = safe_file_stem(manager, taken)
         write_excel_csv_atomic(folder / MANAGER_DIR / f"{stem}.csv", frame)
-        files.append(index[manager])
-    summary["manager_files"] = index
+        workbook = manager_workbook(
+            frame,
+            list_date=as_of,
+            manager=manager,
+            actions=actions,
+            currency=rp.currency,
+            language=rp.language,
+        )
+        write_bytes_atomic(folder / MANAGER_DIR / f"{stem}.xlsx", workbook)
+        files += [f"{MANAGER_DIR}/{stem}.{ext}" for ext in ("csv", "xlsx", "html")]
+    summary["manager_files"] = {m: f"{MANAGER_DIR}/{s}.csv" for m, s in stems.items()}
+    summary["manager_workbooks"] = {m: f"{MANAGER_DIR}/{s}.xlsx" for m, s in stems.items()}
+    summary["manager_pages"] = {m: f"{MANAGER_DIR}/{s}.html" for m, s in stems.items()}
     write_text_atomic(folder / SUMMARY_FILE, dumps_json(summary))
+    common = {
+        "as_of": summary["as_of"],
+        "model": f"{loaded.ref} (version {loaded.version}, {loaded.digest[:8]})",
+        "horizon_days": fp.horizon_days,
+        "value_horizon_days": sp.value_horizon_days,
+        "currency": rp.currency,
+        "language": rp.language,
+        "summary": summary,
+        "actions": actions,
+    }
     html = render_html(
         {
-            "as_of": summary["as_of"],
-            "model": f"{loaded.ref} (version {loaded.version}, {loaded.digest[:8]})",
-            "horizon_days": fp.horizon_days,
-            "value_horizon_days": sp.value_horizon_days,
-            "currency": "",
-            "summary": summary,
+            **common,
             "scored": scored,
             "movers": movers,
             "recovered": gone[gone["change"] == "recovered"] if not gone.empty else None,
             "crr": crr,
             "crr_definition": crr_mod.definition(rp.active_within_days) if crr is not None else "",
+            "manager_files": {
+                m: {
+                    "page": f"{MANAGER_DIR}/{s}.html",
+                    "workbook": f"{MANAGER_DIR}/{s}.xlsx",
+                    "csv": f"{MANAGER_DIR}/{s}.csv",
+                }
+                for m, s in stems.items()
+            },
         }
     )
     write_text_atomic(folder / REPORT_FILE, html)
+    on = scored[scored["on_list"]]
+    automated = on[on["owner"] == "automated"]["account_manager"].value_counts()
+    for manager, frame in lists.items():
+        stem = stems[manager]
+        page = render_manager_html(
+            {
+                **common,
+                "manager": manager,
+                "list": frame,
+                "automated": int(automated.get(manager, 0)),
+                "previous_list": summary.get("previous_list"),
+                "due_within_days": rp.due_within_days,
+                "files": {
+                    "workbook": f"{stem}.xlsx",
+                    "csv": f"{stem}.csv",
+                    "summary": f"../{REPORT_FILE}",
+                },
+            }
+        )
+        write_text_atomic(folder / MANAGER_DIR / f"{stem}.html", page)
     return files

@@ -281,13 +281,13 @@ def test_an_empty_playbook_is_refused_unless_allowed(pipeline, tmp_path):
 
 @pytest.fixture()
 def small_fs(tmp_path):
-    """A real 2 MB tmpfs (root only): disk-full and read-only errors come from the kernel."""
+    """A real 8 MB tmpfs (root only; room for two copies of the lists): disk-full and read-only errors come from the kernel."""
     mnt = tmp_path / "mnt"
     mnt.mkdir()
     if os.geteuid() != 0 or shutil.which("mount") is None:
         pytest.skip("needs root to mount a small tmpfs")
     proc = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True
+        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mnt)], capture_output=True
     )
     if proc.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.decode(errors='replace')}")

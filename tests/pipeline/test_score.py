@@ -213,6 +213,11 @@ def test_change_statuses_from_hand_built_lists():
         "e": "recovered",
         "f": "off list",
     }
+    # the recovered customer's last purchase is the new one; f keeps the one last list had
+    assert dict(zip(gone.customer_id, gone.last_purchase_date, strict=True)) == {
+        "e": "2024-03-01",
+        "f": "2024-01-01",
+    }
     assert movers.iloc[0]["customer_id"] == "e" and movers.iloc[-1]["customer_id"] == "c"
 
 
@@ -266,3 +271,67 @@ def test_outputs_get_the_usual_permissions_not_private_temp_ones(scored):
     for path in out.rglob("*"):
         want = (0o777 if path.is_dir() else 0o666) & ~mask
         assert path.stat().st_mode & 0o777 == want, path
+
+
+def test_a_folder_rewritten_in_place_compares_with_the_list_it_held(pipeline, tmp_path):
+    """The DVC stage writes scores/latest with --output-dir: `change` must still work, and a
+    re-run for the same date must compare with the same earlier list (byte-identical)."""
+    from churnguard.csvsafe import read_excel_csv
+    from churnguard.score import PREVIOUS_LIST_FILE, RISK_LIST_SCHEMA
+
+    out = tmp_path / "latest"
+    week1 = AS_OF - dt.timedelta(days=7)
+    first = run(pipeline, tmp_path, as_of=week1, output_dir=out)
+    assert first["previous_list"] is None and not (out / PREVIOUS_LIST_FILE).exists()
+    assert set(first["manager_files"])  # lists were written
+    run(pipeline, tmp_path, as_of=AS_OF, output_dir=out, force=True)
+    risk = read_excel_csv(out / "risk_list.csv", RISK_LIST_SCHEMA)
+    listed = risk[risk["rank"] > 0]
+    assert set(listed["change"]) <= {"new", "escalated", "de-escalated", "unchanged"}
+    assert "unchanged" in set(listed["change"])
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["previous_list"] == week1.isoformat()
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert PREVIOUS_LIST_FILE in manifest["files"]
+    kept = read_excel_csv(out / PREVIOUS_LIST_FILE, {"customer_id": "str", "rank": "int"})
+    assert int((kept["rank"] > 0).sum()) == first["customers_on_lists"]
+    before = files(out)
+    again = run(pipeline, tmp_path, as_of=AS_OF, output_dir=out, force=True)
+    assert again["previous_list"] == week1.isoformat()  # not itself: the list it was compared with
+    assert files(out) == before
+
+
+def test_each_manager_gets_a_workbook_and_a_page_matching_their_list(scored):
+    from urllib.parse import quote
+
+    import openpyxl
+
+    from churnguard.csvsafe import read_excel_csv
+
+    root, summary = scored
+    out = root / AS_OF.isoformat()
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    report = (out / "report.html").read_text(encoding="utf-8")
+    assert set(summary["manager_workbooks"]) == set(summary["manager_files"])
+    schema = {"rank": "Int64", "customer_id": "str", "action": "str", "due_date": "str"}
+    for manager, csv_rel in summary["manager_files"].items():
+        xlsx_rel, page_rel = (
+            summary["manager_workbooks"][manager],
+            summary["manager_pages"][manager],
+        )
+        assert xlsx_rel == csv_rel.removesuffix(".csv") + ".xlsx"  # same stem as the CSV
+        assert {csv_rel, xlsx_rel, page_rel} <= set(manifest["files"])
+        lst = read_excel_csv(out / csv_rel, schema)
+        ranked = lst[lst["rank"].notna()]
+        assert (ranked["action"] != "").all() and (ranked["due_date"] >= AS_OF.isoformat()).all()
+        ws = openpyxl.load_workbook(out / xlsx_rel)["List"]
+        head = [c.value for c in ws[1]]
+        rows = list(ws.iter_rows(min_row=2, values_only=True))
+        col = {h: [r[head.index(h)] for r in rows] for h in ("customer_id", "action", "list_date")}
+        assert col["customer_id"] == ranked["customer_id"].tolist()  # rank order, exact ids
+        assert col["action"] == ranked["action"].tolist()
+        assert {d.date() for d in col["list_date"]} <= {AS_OF}
+        assert not any(c.data_type == "f" for row in ws.iter_rows() for c in row)
+        page = (out / page_rel).read_text(encoding="utf-8")
+        assert "Do these first" in page and f'href="{quote(Path(xlsx_rel).name)}"' in page
+        assert f'href="{quote(page_rel)}"' in report

@@ -150,10 +150,10 @@ def test_every_list_carries_its_health(pipeline, tmp_path):
 
 
 def test_a_list_written_before_a_column_was_added_still_compares(tmp_path):
-    """The next run reads back only the columns `change` needs (PREVIOUS_LIST_SCHEMA), so
+    """The next run reads back only the columns `change` needs (PREVIOUS_SCHEMA), so
     adding a column to the lists never turns last week's list into 'first list'."""
     from churnguard.csvsafe import write_excel_csv_atomic
-    from churnguard.score import PREVIOUS_LIST_SCHEMA, RISK_LIST_COLUMNS
+    from churnguard.score import PREVIOUS_SCHEMA, RISK_LIST_COLUMNS
 
     old_columns = [c for c in RISK_LIST_COLUMNS if c != "scored_by"]
     row = {c: "" for c in old_columns}
@@ -161,5 +161,5 @@ def test_a_list_written_before_a_column_was_added_still_compares(tmp_path):
     row.update(last_purchase_date="2024-12-01", account_manager="Sara Ahmadi")
     path = tmp_path / "risk_list.csv"
     write_excel_csv_atomic(path, pd.DataFrame([row], columns=old_columns))
-    back = read_excel_csv(path, PREVIOUS_LIST_SCHEMA)
+    back = read_excel_csv(path, PREVIOUS_SCHEMA)
     assert back.loc[0, "customer_id"] == "C1" and back.loc[0, "p_churn"] == 0.7

@@ -16,6 +16,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 PKG = REPO / "src" / "churnguard"
+TEMPLATES = PKG / "templates"
 
 
 def _module_file(name: str) -> Path | None:
@@ -75,18 +76,36 @@ def _calls(path: Path, func: str) -> bool:
 
 
 def _sql_files(path: Path) -> set[Path]:
-    """SQL files a module names in a string constant (``"sql/features.sql"``)."""
+    """SQL files a module names in a string constant (``"sql/features.sql"``), and the
+    Jinja2 templates it renders (``"report.html.j2"``) with every template they extend,
+    import or include."""
     out: set[Path] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if (
-            isinstance(node, ast.Constant)
-            and isinstance(node.value, str)
-            and node.value.endswith(".sql")
-        ):
-            candidate = PKG / node.value
-            if candidate.is_file():
-                out.add(candidate)
+        if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+            continue
+        if node.value.endswith(".sql") and (PKG / node.value).is_file():
+            out.add(PKG / node.value)
+        elif node.value.endswith(".j2") and (TEMPLATES / node.value).is_file():
+            out |= _templates(node.value)
     return out
+
+
+def _templates(name: str) -> set[Path]:
+    """A template and, recursively, the templates it references."""
+    import jinja2
+    from jinja2 import meta
+
+    env = jinja2.Environment(extensions=["jinja2.ext.i18n"])
+    found: set[Path] = set()
+    todo = [name]
+    while todo:
+        path = TEMPLATES / todo.pop()
+        if path in found:
+            continue
+        found.add(path)
+        tree = env.parse(path.read_text(encoding="utf-8"))
+        todo.extend(t for t in meta.find_referenced_templates(tree) if t is not None)
+    return found
 
 
 def closure(modules: set[str]) -> set[Path]:
@@ -184,6 +203,15 @@ def test_the_check_fails_when_a_dependency_is_dropped() -> None:
     assert missing_deps(stage, params) == ["src/churnguard/feature_defs.py"]
     stage["deps"] = [d for d in stage["deps"] if d != "src/churnguard/engines/__init__.py"]
     assert "src/churnguard/engines/__init__.py" in missing_deps(stage, params)
+    stage = copy.deepcopy(_stages()["score"])
+    stage["deps"] = [d for d in stage["deps"] if d != "src/churnguard/templates"]
+    assert {
+        "src/churnguard/templates/report.html.j2",
+        "src/churnguard/templates/manager.html.j2",
+        "src/churnguard/templates/_layout.html.j2",
+        "src/churnguard/templates/_macros.html.j2",
+        "src/churnguard/templates/style.css.j2",
+    } == set(missing_deps(stage, params))
 
 
 def test_score_stage_reads_the_feature_code_it_runs() -> None:
@@ -291,3 +319,11 @@ def test_dvc_plots_rank_without_model_raw_and_show_the_pngs() -> None:
     assert png in dvc["plots"], "the PNG folder is not declared as an image plot"
     outs = [o if isinstance(o, str) else next(iter(o)) for o in dvc["stages"]["evaluate"]["outs"]]
     assert png in [_resolve(o, params) for o in outs]
+
+
+def test_score_stage_keeps_the_previous_run_so_change_works() -> None:
+    """DVC deletes a stage's outputs before running it unless they persist: scores/latest must
+    survive until score replaces it (atomically), or every row would say `first list`."""
+    stage = _stages()["score"]
+    assert "--output-dir ${score.output_root}/latest" in stage["cmd"]
+    assert stage["outs"] == [{"${score.output_root}/latest": {"persist": True}}]

@@ -27,6 +27,8 @@ PURE = (
     "stats",
     "btyd",
     "drift",
+    "labels",
+    "workbook",
 )
 ALLOWED_INTERNAL = {*PURE, "config", "errors"}
 FORBIDDEN_EXTERNAL = (

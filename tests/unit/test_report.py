@@ -138,15 +138,17 @@ def test_page_is_self_contained(page: str) -> None:
 
 
 def test_hostile_and_quoted_names_are_escaped(page: str) -> None:
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-    assert "Jo &quot;quotes&quot; &amp; ampersands" in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and HOSTILE not in page
+    assert "Jo &#34;quotes&#34; &amp; ampersands" in page and QUOTES not in page
     assert "Tom &lt;b&gt;" in page and "Tom <b>" not in page
 
 
-def test_rtl_names_are_verbatim_in_auto_direction_cells(page: str) -> None:
+def test_rtl_names_are_verbatim_and_isolated_in_cells_of_the_page_direction(page: str) -> None:
     assert PERSIAN in page and ARABIC in page
-    assert f'<td dir="auto">{PERSIAN}</td>' in page
-    assert f'<div class="l" dir="auto" title="{MANAGER_FA}">{MANAGER_FA}</div>' in page
+    assert f"<td><bdi>{PERSIAN}</bdi></td>" in page
+    assert f'<div class="l" title="{MANAGER_FA}"><bdi>{MANAGER_FA}</bdi></div>' in page
+    # a cell that took the name's direction would align right in a left-to-right table
+    assert 'dir="auto"' not in page
 
 
 @pytest.mark.parametrize("heading", SECTIONS)
@@ -167,10 +169,10 @@ def test_numbers_have_separators_and_one_decimal_percentages(page: str) -> None:
 
 def test_histogram_has_ten_bins_counting_every_active_customer(page: str) -> None:
     svg = page.split("<h2>Risk distribution</h2>", 1)[1].split("</svg>", 1)[0]
-    counts = [int(c) for c in re.findall(r": ([\d,]+) customers</title>", svg)]
+    counts = [int(c) for c in re.findall(r": ([\d,]+) customers?</title>", svg)]
     assert len(counts) == 10 and sum(counts) == len(CUSTOMERS) - 3  # the 3 lapsed left out
     assert counts[0] == 2 and counts[9] == 0  # p = 0.0 and 0.05; the p > 0.9 rows are lapsed
-    assert "3 lapsed customer(s) are left out" in svg
+    assert "3 lapsed customers are left out" in svg
 
 
 def test_top_customers_are_sorted_by_net_benefit(page: str) -> None:
@@ -231,3 +233,19 @@ def test_empty_scored_frame() -> None:
 def test_bare_context_without_frames_renders() -> None:
     page = render_html({"as_of": "2024-06-03", "model": "models/ (md5 1a2b…)", "currency": ""})
     assert "md5 1a2b…" in page and "–" in page
+
+
+def test_templates_ship_with_the_package() -> None:
+    """PackageLoader finds the templates through the package, so an installed churnguard
+    renders without the source tree: pyproject.toml's package data must cover them."""
+    import fnmatch
+    import tomllib
+    from importlib.resources import files
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    data = tomllib.loads((repo / "pyproject.toml").read_text(encoding="utf-8"))
+    patterns = data["tool"]["setuptools"]["package-data"]["churnguard"]
+    shipped = [f"templates/{p.name}" for p in (files("churnguard") / "templates").iterdir()]
+    assert {"templates/report.html.j2", "templates/manager.html.j2"} <= set(shipped)
+    assert all(any(fnmatch.fnmatch(t, pat) for pat in patterns) for t in shipped)
