@@ -143,7 +143,8 @@ def _order_trend(r: Row, tr: Translator = ENGLISH) -> str:
     now, before = int(_num(r.orders_90d) or 0), int(_num(r.orders_prev_90d) or 0)
     if now == 0 and before == 0:
         return tr.gettext("No orders in the last 180 days")
-    # English keeps "order(s)"; other languages have a form per plural category of {now}
+    # TRANSLATORS: English keeps "order(s)" (one form for all); give each plural form of
+    # {now}, the orders in the last 90 days ({before} is the count of the 90 days before)
     text = tr.ngettext(
         "{now} order(s) in the last 90 days against {before} in the 90 before",
         "{now} order(s) in the last 90 days against {before} in the 90 before",
@@ -156,6 +157,7 @@ def _frequency(r: Row, tr: Translator = ENGLISH) -> str:
     n = int(_num(r.purchase_days) or 0)
     if n <= 1:
         return tr.gettext("Only one purchase so far")
+    # TRANSLATORS: {n} days with a purchase (always 2 or more) within {tenure}, a duration
     text = tr.ngettext("Only {n} purchase day in {tenure}", "Only {n} purchase days in {tenure}", n)
     return text.format(n=_count(n, tr), tenure=_days(_num(r.tenure_days) or 0, tr))
 

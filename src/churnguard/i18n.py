@@ -7,7 +7,8 @@ compiles each ``.po`` into a ``.mo`` beside it with ``pybabel compile``; the ``.
 are build products, never committed. :func:`translations` reads the ``.mo`` when it is there
 and not older than its ``.po``, and otherwise compiles the ``.po`` in memory with Babel — so
 a plain ``pip install`` (no ``.mo``) and a ``.po`` edited after the install both work.
-``docs/i18n.md`` gives the extract / update / compile commands.
+``docs/i18n.md`` gives the extract / update / compile commands. The only files this module
+reads are its own package's catalogues (as ``feature_defs`` reads its SQL): it is pure.
 
 Codes stay codes: ``risk_band``, ``change``, ``owner``, ``channel`` and the workbook's
 ``outcome`` values are written as they are into files other programs read back; only
