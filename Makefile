@@ -9,7 +9,13 @@ export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 export MPLBACKEND := Agg
 
-.PHONY: install install-dev install-bench run test lint bench-generate bench-features bench-score bench-cdnow bench-spark clean
+.PHONY: install install-dev install-bench messages run test lint bench-generate bench-features bench-score bench-cdnow bench-spark clean
+
+# message catalogues (docs/i18n.md): the .po files are the source, each .mo is compiled
+# from its .po by the install and never committed
+LOCALE := src/churnguard/locale
+CATALOGUES := $(wildcard $(LOCALE)/*/LC_MESSAGES/churnguard.po)
+COMPILED := $(CATALOGUES:.po=.mo)
 
 # runtime pins only (what `make run` and scheduled scoring need)
 $(VENV)/.installed: pyproject.toml requirements.lock
@@ -20,14 +26,27 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	@touch $@
 
-install: $(VENV)/.installed
+# recompiled whenever its .po changes (fuzzy and untranslated messages are left out)
+$(LOCALE)/%/LC_MESSAGES/churnguard.mo: $(LOCALE)/%/LC_MESSAGES/churnguard.po $(VENV)/.installed
+	$(BIN)/pybabel compile --domain churnguard --locale $* --input-file $< --output-file $@
+
+install: $(VENV)/.installed $(COMPILED)
+
+# after changing a manager-facing string: re-extract the template, merge it into every
+# catalogue (new messages arrive empty, changed ones fuzzy), then translate them
+messages: install
+	$(BIN)/pybabel extract -F babel.cfg -k NP_:1c,2 -c TRANSLATORS: --add-location=file \
+	  --sort-output --no-wrap --project=churnguard --copyright-holder="churnguard contributors" \
+	  -o $(LOCALE)/churnguard.pot src/churnguard
+	$(BIN)/pybabel update -i $(LOCALE)/churnguard.pot -d $(LOCALE) -D churnguard \
+	  --no-wrap --ignore-obsolete
 
 # + the dev and Spark extras (tests, lint, notebook, PySpark), same pins as the runtime lock
 $(VENV)/.dev-installed: $(VENV)/.installed requirements-dev.lock
 	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements-dev.lock
 	@touch $@
 
-install-dev: $(VENV)/.dev-installed
+install-dev: $(VENV)/.dev-installed $(COMPILED)
 
 run: install
 	$(BIN)/dvc repro

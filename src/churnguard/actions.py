@@ -87,10 +87,10 @@ def match_playbook(frame: pd.DataFrame, playbook: list[ActionRule]) -> pd.Series
 
 
 def _apply(
-    frame: pd.DataFrame, idx: pd.Index, rule: ActionRule | OverflowAction, owner: str
+    frame: pd.DataFrame, idx: pd.Index, rule: ActionRule | OverflowAction, owner: str, text: str
 ) -> None:
     frame.loc[idx, "rule"] = rule.name
-    frame.loc[idx, "action"] = rule.action
+    frame.loc[idx, "action"] = text
     frame.loc[idx, "channel"] = rule.channel
     frame.loc[idx, "owner"] = owner
     frame.loc[idx, "action_cost"] = rule.cost
@@ -104,8 +104,14 @@ def _apply(
     ).round(2)
 
 
-def assign_actions(scored: pd.DataFrame, params: ScoreParams) -> pd.DataFrame:
+def assign_actions(
+    scored: pd.DataFrame,
+    params: ScoreParams,
+    language: str = "en",
+    fallback_language: str | None = None,
+) -> pd.DataFrame:
     """Add rule, action, channel, owner, cost, save rate, net benefit and list rank columns.
+    ``action`` is each rule's text in ``language`` (see :meth:`ActionRule.action_in`).
 
     ``scored`` needs p_churn (NaN for lapsed customers), value_if_retained, risk_band,
     value_tier, lapsed, account_manager and the snapshot columns the rules look at. Returns
@@ -127,7 +133,7 @@ def assign_actions(scored: pd.DataFrame, params: ScoreParams) -> pd.DataFrame:
     for rule in params.playbook:
         idx = out.index[chosen == rule.name]
         if len(idx):
-            _apply(out, idx, rule, rule.owner)
+            _apply(out, idx, rule, rule.owner, rule.action_in(language, fallback_language))
     out.loc[out["expected_net_benefit"] <= 0, ["rule", "action", "channel", "owner"]] = [
         NO_ACTION,
         "",
@@ -146,7 +152,8 @@ def assign_actions(scored: pd.DataFrame, params: ScoreParams) -> pd.DataFrame:
     overflow_idx = rank_in_manager.index[rank_in_manager >= params.manager_capacity_per_week]
     out["overflowed"] = False
     if len(overflow_idx):
-        _apply(out, overflow_idx, params.overflow, "automated")
+        text = params.overflow.action_in(language, fallback_language)
+        _apply(out, overflow_idx, params.overflow, "automated", text)
         out.loc[overflow_idx, "overflowed"] = True
         lost = overflow_idx[out.loc[overflow_idx, "expected_net_benefit"] <= 0]
         out.loc[lost, ["rule", "action", "channel", "owner"]] = [NO_ACTION, "", "", ""]
@@ -174,3 +181,25 @@ def due_dates(n: int, start: dt.date, within_days: int, capacity: int) -> list[d
         start + dt.timedelta(days=min(within_days, math.ceil(i * within_days / pace)))
         for i in range(1, n + 1)
     ]
+
+
+def action_texts(
+    frame: pd.DataFrame,
+    params: ScoreParams,
+    languages: pd.Series,
+    fallback_language: str | None = None,
+) -> pd.Series:
+    """Each row's action text in the language of its reader (``languages``, aligned with
+    ``frame``): the rule's text, the overflow action's for an overflowed row, "" for none."""
+    texts = pd.Series("", index=frame.index, dtype=object)
+    on = frame["rule"] != NO_ACTION
+    overflowed = frame["overflowed"].astype(bool) if "overflowed" in frame else on & False
+    rules = {r.name: r for r in params.playbook}
+    for language in sorted(set(languages[on])):
+        mine = on & (languages == language)
+        if (mine & overflowed).any():
+            texts[mine & overflowed] = params.overflow.action_in(language, fallback_language)
+        named = frame.loc[mine & ~overflowed, "rule"]
+        by_rule = {n: rules[n].action_in(language, fallback_language) for n in set(named)}
+        texts[named.index] = named.map(by_rule)
+    return texts

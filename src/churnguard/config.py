@@ -249,11 +249,64 @@ def humanize(name: str) -> str:
     return words[:1].upper() + words[1:]
 
 
+# The languages managers can read their lists and reports in (gettext catalogues in
+# src/churnguard/locale/); ar and fa are written right to left.
+LANGUAGES: tuple[str, ...] = ("en", "ar", "fa")
+Language = Literal["en", "ar", "fa"]
+
+
+def _check_language(code: object, what: str) -> str:
+    if code not in LANGUAGES:
+        raise ValueError(f"{what}: unknown language {code!r}; allowed: {', '.join(LANGUAGES)}")
+    return str(code)
+
+
+def _localized(value: str | dict[str, str], what: str) -> str | dict[str, str]:
+    """A text shown to managers: one string for every language, or one per language."""
+    if isinstance(value, str):
+        if not value.strip():
+            raise ValueError(f"{what}: the text is empty")
+        return value
+    if not value:
+        raise ValueError(f"{what}: give a text, or a mapping such as {{en: ..., fa: ...}}")
+    for code, text in value.items():
+        _check_language(code, what)
+        if not text.strip():
+            raise ValueError(f"{what}: the {code} text is empty")
+    return value
+
+
+def text_in(value: str | dict[str, str], language: str, fallback: str | None, what: str) -> str:
+    """``value`` (a plain string, or texts by language) as shown to a ``language`` reader.
+
+    A plain string is shown whatever the language. From a mapping: the ``language`` text,
+    else the ``fallback`` language's, else :class:`ConfigError` naming ``what`` and the
+    language."""
+    if isinstance(value, str):
+        return value
+    if language in value:
+        return value[language]
+    if fallback is not None and fallback in value:
+        return value[fallback]
+    given = ", ".join(value)
+    hint = (
+        f"report.fallback_language is {fallback}, which it has no text in either"
+        if fallback is not None
+        else "or set report.fallback_language (e.g. en) to show that text instead"
+    )
+    raise ConfigError(
+        f"{what} has no text in {language!r} (it has {given}): add `{language}: ...` under "
+        f"its action; {hint}"
+    )
+
+
 class ActionRule(_Section):
-    """One playbook rule: conditions (all must hold) → action."""
+    """One playbook rule: conditions (all must hold) → action.
+
+    ``action`` is one text for every manager, or texts by language (``{en: …, fa: …}``)."""
 
     name: str
-    action: str
+    action: str | dict[str, str]
     # short label shown in lists, workbooks and reports (default: the name, humanised)
     label: ShortLabel | None = None
     channel: str
@@ -274,6 +327,15 @@ class ActionRule(_Section):
     @property
     def short_label(self) -> str:
         return self.label or humanize(self.name)
+
+    @field_validator("action")
+    @classmethod
+    def _action_texts(cls, v: str | dict[str, str], info: Any) -> str | dict[str, str]:
+        return _localized(v, f"rule {info.data.get('name', '?')!r} action")
+
+    def action_in(self, language: str, fallback: str | None = None) -> str:
+        """The action text a ``language`` reader gets (see :func:`text_in`)."""
+        return text_in(self.action, language, fallback, f"score.playbook rule {self.name!r}")
 
 
 class RiskBands(_Section):
@@ -306,7 +368,9 @@ class OverflowAction(_Section):
     """What customers get when their manager's weekly capacity for manual actions is full."""
 
     name: str = "overflow_email"
-    action: str = "Personal email in the manager's name asking for feedback (sent automatically)"
+    action: str | dict[str, str] = (
+        "Personal email in the manager's name asking for feedback (sent automatically)"
+    )
     label: ShortLabel | None = None
     channel: str = "email"
     cost: Annotated[float, Field(ge=0)] = 1.0
@@ -315,6 +379,15 @@ class OverflowAction(_Section):
     @property
     def short_label(self) -> str:
         return self.label or humanize(self.name)
+
+    @field_validator("action")
+    @classmethod
+    def _action_texts(cls, v: str | dict[str, str]) -> str | dict[str, str]:
+        return _localized(v, "score.overflow action")
+
+    def action_in(self, language: str, fallback: str | None = None) -> str:
+        """The action text a ``language`` reader gets (see :func:`text_in`)."""
+        return text_in(self.action, language, fallback, f"score.overflow ({self.name!r})")
 
 
 class ScoreParams(_Section):
@@ -343,6 +416,16 @@ class ScoreParams(_Section):
     warn_band_share: Annotated[float, Field(gt=0, le=1)] = 0.8
     warn_champion_age_days: Annotated[int, Field(ge=1)] = 120
     drift_psi_threshold: Annotated[float, Field(gt=0)] = 0.25
+    # the language each manager reads their list in (manager name as in the data: language);
+    # managers not named here read report.language
+    manager_languages: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("manager_languages")
+    @classmethod
+    def _known_languages(cls, v: dict[str, str]) -> dict[str, str]:
+        for manager, code in v.items():
+            _check_language(code, f"manager {manager!r}")
+        return v
 
     @field_validator("playbook")
     @classmethod
@@ -362,15 +445,38 @@ class ScoreParams(_Section):
 
 
 class ReportParams(_Section):
-    """What managers read: the report pages and their workbooks."""
+    """What managers read: language, local number and date formats, CRR definition."""
 
     active_within_days: Annotated[int, Field(ge=1)] = 180
-    # shown beside every amount (report pages, workbooks): an ISO code or a symbol
-    currency: Annotated[str, Field(max_length=12, pattern=r'^[^"\\\x00-\x1f\x7f]*$')] = ""
-    # language of the pages and workbooks; ar and fa are right-to-left
-    language: Literal["en", "ar", "fa"] = "en"
+    # language of the summary report and of risk_list.csv's texts; each manager's own list
+    # is in score.manager_languages' language for them, else this one
+    language: Language = "en"
+    # when a playbook action has no text in a reader's language, show this language's text
+    # instead; null = refuse (exit 2, naming the rule and the language)
+    fallback_language: Language | None = None
     # a manager's manual actions are due within this many days of the list date, best first
     due_within_days: Annotated[int, Field(ge=1, le=366)] = 7
+    # ISO 4217 code shown with amounts in what people read ("" = plain numbers)
+    currency: str = ""
+    # dates in Persian (fa) texts: gregorian, or persian (Solar Hijri, via jdatetime)
+    calendar: Literal["gregorian", "persian"] = "gregorian"
+    # digits in the language's own numbering system (ar ٠١٢…, fa ۰۱۲…) in what people read
+    native_digits: bool = False
+
+    @field_validator("currency")
+    @classmethod
+    def _iso_currency(cls, v: str) -> str:
+        if v == "":
+            return v
+        from babel.numbers import list_currencies
+
+        if v not in list_currencies():
+            hint = " (ISO codes are upper case)" if v.upper() in list_currencies() else ""
+            raise ValueError(
+                f"{v!r} is not an ISO 4217 currency code{hint}; use e.g. EUR, USD, SAR, AED, "
+                'IRR, or "" for plain numbers'
+            )
+        return v
 
 
 class Params(_Section):
@@ -454,6 +560,7 @@ def parse_params(
             "running on built-in defaults instead would hide the mistake (copy them from the "
             "project's params.yaml)"
         )
+    check_languages(params, source)
     if "score" in require and not params.score.playbook and not params.score.allow_empty_playbook:
         raise ConfigError(
             f"{source}: key 'score.playbook' is empty, so no customer would get an action. Add "
@@ -461,6 +568,34 @@ def parse_params(
             "write lists of risk only"
         )
     return params
+
+
+def reader_languages(params: Params) -> dict[str, list[str]]:
+    """Every language someone reads, with who: the report's language, then each manager's."""
+    readers: dict[str, list[str]] = {params.report.language: ["report.language"]}
+    for manager, code in params.score.manager_languages.items():
+        readers.setdefault(code, []).append(f"manager {manager!r}")
+    return readers
+
+
+def check_languages(params: Params, source: str = "params.yaml") -> None:
+    """Before any work: every playbook action has a text (or a fallback) in every language
+    someone reads, and a Persian calendar has a Persian reader. :class:`ConfigError` names
+    the rule, the language and who reads it."""
+    sp, rp = params.score, params.report
+    readers = reader_languages(params)
+    for code, who in readers.items():
+        for rule in [*sp.playbook, sp.overflow]:
+            try:
+                rule.action_in(code, rp.fallback_language)
+            except ConfigError as exc:
+                raise ConfigError(f"{source}: {exc} (read by {', '.join(who)})") from None
+    if rp.calendar == "persian" and "fa" not in readers:
+        raise ConfigError(
+            f"{source}: report.calendar is persian, but nobody reads Persian (fa): the Solar "
+            "Hijri calendar is used in Persian texts only. Set report.language: fa, map a "
+            "manager to fa in score.manager_languages, or set report.calendar: gregorian"
+        )
 
 
 def load_params(path: str | Path = "params.yaml", require: tuple[str, ...] = ()) -> Params:

@@ -16,7 +16,7 @@ import json
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from churnguard import __version__
 from churnguard.actions import (
     NO_ACTION,
     RISK_ORDER,
+    action_texts,
     assign_actions,
     due_dates,
     risk_band,
@@ -45,7 +46,8 @@ from churnguard.csvsafe import (
 from churnguard.drift import drift_summary, population_stability
 from churnguard.engines import Engine, Scorer, get_engine
 from churnguard.errors import DataError, ModelError, RefusedTargetError, output_error
-from churnguard.explain import PHRASES, top_reasons
+from churnguard.explain import phrase, top_reasons
+from churnguard.i18n import left_list_action, manager_languages, reader, unmatched_managers
 from churnguard.io import (
     check_replaceable,
     dumps_json,
@@ -60,7 +62,7 @@ from churnguard.io import (
     write_bytes_atomic,
     write_text_atomic,
 )
-from churnguard.labels import LEFT_LIST_ACTIONS, action_catalogue
+from churnguard.labels import action_catalogue
 from churnguard.modeling import ChurnModel, LoadedModel
 from churnguard.scorers import (
     BASELINES_DIR,
@@ -424,9 +426,16 @@ def params_digest(sp: ScoreParams, fp: FeaturesParams, rp: ReportParams) -> str:
 
 
 def score_frame(
-    snapshot: pd.DataFrame, model: ChurnModel | Scorer, sp: ScoreParams
+    snapshot: pd.DataFrame,
+    model: ChurnModel | Scorer,
+    sp: ScoreParams,
+    rp: ReportParams | None = None,
 ) -> pd.DataFrame:
     """Pure core: snapshot → risk, value, action, benefit, rank and reasons per customer.
+
+    ``action`` and ``reasons`` are in ``report.language`` (risk_list.csv, the report);
+    ``manager_action`` and ``manager_reasons`` in the language of each customer's manager
+    (``manager_language``: ``score.manager_languages``, else ``report.language``).
 
     Lapsed customers (``lapsed`` = 1) are their own risk band, ``lapsed``: the model is
     never trained on them (train drops them), so their p_churn and value_at_risk are NaN.
@@ -443,25 +452,37 @@ def score_frame(
     scored["value_at_risk"] = value_at_risk(scored["p_churn"], scored["value_if_retained"])
     scored["risk_band"] = risk_band(scored["p_churn"], sp.risk_bands, scored["lapsed"])
     scored["value_tier"] = value_tier(scored["value_if_retained"], sp.value_tiers)
-    scored = assign_actions(scored, sp)
+    rp = rp or ReportParams()
+    scored = assign_actions(scored, sp, rp.language, rp.fallback_language)
+    speaks = scored["account_manager"].map(manager_languages(scored["account_manager"], sp, rp))
+    scored["manager_language"] = speaks
+    scored["manager_action"] = action_texts(scored, sp, speaks, rp.fallback_language)
     scored["reasons"] = ""
+    scored["manager_reasons"] = ""
     explained = customers_to_explain(scored, sp.explain_max_customers)
     scored["explained"] = False
     if len(explained) and sp.explain_top:
         lost = scored.loc[explained, "lapsed"].astype(bool).to_numpy()
         by_model, by_recency = explained[~lost], explained[lost]
-        if len(by_model):
-            contrib = model.contributions(scored.loc[by_model])
-            scored.loc[by_model, "reasons"] = top_reasons(
-                contrib, scored.loc[by_model], sp.explain_top
-            )
-        if len(by_recency):
+        contrib = model.contributions(scored.loc[by_model]) if len(by_model) else None
+        # report.language for every explained row, then each other language its readers'
+        for lang in [rp.language, *sorted(set(speaks[explained]) - {rp.language})]:
+            tr = reader(rp, lang)
+            column = "reasons" if lang == rp.language else "manager_reasons"
+            mine = by_model if lang == rp.language else by_model[speaks[by_model] == lang]
+            if len(mine):
+                scored.loc[mine, column] = top_reasons(
+                    contrib.loc[mine], scored.loc[mine], sp.explain_top, tr
+                )
+            silent = by_recency if lang == rp.language else by_recency[speaks[by_recency] == lang]
             # no model score to explain: why they are lapsed is how long they have been silent
-            rows = scored.loc[by_recency, ["recency_days", "gap_mean_days"]]
-            scored.loc[by_recency, "reasons"] = [
-                PHRASES["recency"](r) for r in rows.itertuples(index=False)
+            rows = scored.loc[silent, ["recency_days", "gap_mean_days"]]
+            scored.loc[silent, column] = [
+                phrase("recency", r, tr) for r in rows.itertuples(index=False)
             ]
         scored.loc[explained, "explained"] = True
+    same = speaks == rp.language
+    scored.loc[same, "manager_reasons"] = scored.loc[same, "reasons"]
     return scored
 
 
@@ -638,10 +659,17 @@ def manager_lists(
     as_of: dt.date | None = None,
     due_within_days: int = 7,
     capacity: int = 25,
+    local: pd.DataFrame | None = None,
+    languages: Mapping[str, str] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """One short list per manager: their own (manual) actions in rank order, each with a due
     date (:func:`churnguard.actions.due_dates`; empty without ``as_of``), then customers who
-    left the list since last time. Automated actions stay in risk_list.csv."""
+    left the list since last time. Automated actions stay in risk_list.csv.
+
+    Texts are in each manager's language: ``recommended_action`` and ``reasons`` from
+    ``local``'s ``manager_action`` / ``manager_reasons`` (aligned with ``present``; without
+    it, ``present``'s own), the rows of customers who left in ``languages[manager]`` (else
+    English). Column names, codes, numbers and dates stay as they are."""
     lists: dict[str, pd.DataFrame] = {}
     managers = sorted(
         set(present["account_manager"]) | set(gone.get("account_manager", pd.Series(dtype=str)))
@@ -656,6 +684,14 @@ def manager_lists(
         due = due_dates(len(mine), as_of, due_within_days, capacity) if as_of else []
         mine = mine.assign(due_date=[d.isoformat() for d in due] if as_of else "")
         mine = mine[MANAGER_COLUMNS]
+        if local is not None:
+            mine = mine.assign(
+                recommended_action=local.loc[mine.index, "manager_action"].astype(
+                    mine["recommended_action"].dtype
+                ),
+                reasons=local.loc[mine.index, "manager_reasons"].astype(mine["reasons"].dtype),
+            )
+        lang = (languages or {}).get(manager, "en")
         if not gone.empty:
             left = gone[gone["account_manager"] == manager]
             if not left.empty:
@@ -666,7 +702,9 @@ def manager_lists(
                 extra["customer_name"] = left["customer_name"].to_numpy()
                 extra["last_purchase_date"] = left["last_purchase_date"].astype(str).to_numpy()
                 extra["change"] = left["change"].to_numpy()
-                extra["recommended_action"] = left["change"].map(LEFT_LIST_ACTIONS).to_numpy()
+                extra["recommended_action"] = [
+                    left_list_action(c, lang) for c in left["change"].to_numpy()
+                ]
                 mine = pd.concat([mine.astype(object), extra], ignore_index=True)
         lists[manager] = mine.reset_index(drop=True)
     return lists
@@ -829,7 +867,7 @@ def _score_locked(
             loaded.evaluation, loaded.scorer, loaded.selection, sp.warn_below_roc_auc
         )
         snap, scoring_model = runner.score_snapshot(tx, as_of, fp.lost_after_days, loaded)
-        scored = score_frame(snap, scoring_model, sp)
+        scored = score_frame(snap, scoring_model, sp, rp)
         scored["scored_by"] = scored_by(loaded)
         drift, drift_warnings = data_drift(snap, loaded.drift_reference, sp.drift_psi_threshold)
         health, health_warnings = list_warnings(scored, loaded, sp, as_of)
@@ -841,13 +879,28 @@ def _score_locked(
         change, gone, movers = compare_with_previous(scored, prev)
         scored["change"] = change
         present = _present(scored)
+        readers = set(scored["account_manager"]) | set(gone.get("account_manager", []))
         lists = manager_lists(
             present,
             gone,
+            local=scored[["manager_action", "manager_reasons"]],
+            languages=manager_languages(readers, sp, rp),
             as_of=as_of,
             due_within_days=rp.due_within_days,
             capacity=sp.manager_capacity_per_week,
         )
+        unmatched = unmatched_managers(readers, sp)
+        language_warnings = (
+            [
+                f"score.manager_languages names {', '.join(map(repr, unmatched))}, who manage "
+                "no customer in this run: check the spelling against account_manager in the "
+                "data (their lists are in report.language)"
+            ]
+            if unmatched
+            else []
+        )
+        for warning in language_warnings:
+            log.warning(warning)
         crr = _crr(tx, rp, engine, as_of)
         summary = build_summary(
             scored,
@@ -866,6 +919,7 @@ def _score_locked(
                     *freshness["warnings"],
                     *drift_warnings,
                     *health_warnings,
+                    *language_warnings,
                 ],
             },
         )

@@ -22,6 +22,8 @@ PURE = (
     "actions",
     "value",
     "explain",
+    "i18n",
+    "localfmt",
     "gate",
     "report",
     "stats",
