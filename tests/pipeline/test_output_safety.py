@@ -303,7 +303,7 @@ def test_disk_full_is_exit_6_naming_the_path_and_the_lists_stay_intact(pipeline,
     out = root / AS_OF.isoformat()
     before = snapshot(out)
     filler = small_fs / "filler"
-    with open(filler, "wb") as fh:  # fill what is left
+    with open(filler, "wb", buffering=0) as fh:  # fill what is left (unbuffered: no flush on close)
         try:
             while True:
                 fh.write(b"\0" * 65536)
