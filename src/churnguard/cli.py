@@ -343,6 +343,7 @@ def score(
     """
     import json
 
+    from churnguard import ledger as ledger_mod
     from churnguard import score as score_mod
 
     p = _with_engine(_load(params, quiet or as_json, ("features", "score")), engine)
@@ -365,6 +366,8 @@ def score(
         transactions=transactions,
         force=force,
         allow_stale=allow_stale,
+        ledger=Path(p.outcomes.ledger) if p.outcomes.ledger else None,
+        record=ledger_mod.recording_allowed(),
     )
     if as_json:
         typer.echo(json.dumps(summary, sort_keys=True, ensure_ascii=False))
@@ -441,6 +444,8 @@ def where(params: ParamsOpt = Path("params.yaml")) -> None:
         ("report (dvc repro)", f"{p.score.output_root}/latest/report.html"),
         ("scheduled lists", f"{p.score.output_root}/<as_of>/by_manager/"),
     ]
+    if p.outcomes.ledger:
+        rows.append(("outcome ledger", p.outcomes.ledger))
     width = max(len(k) for k, _ in rows)
     for label, path in rows:
         exists = "" if Path(path.split("<")[0]).exists() else "  (not built yet)"

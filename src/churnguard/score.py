@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from churnguard import __version__
-from churnguard.actions import RISK_ORDER, assign_actions, risk_band, value_tier
+from churnguard.actions import NO_ACTION, RISK_ORDER, assign_actions, risk_band, value_tier
 from churnguard.baselines import BASELINE_LABELS, CANDIDATES, MODEL, SCORER_LABELS
 from churnguard.config import EngineParams, FeaturesParams, ReportParams, ScoreParams
 from churnguard.csvsafe import (
@@ -101,8 +101,12 @@ RISK_LIST_SCHEMA: dict[str, str] = {
     "expected_next_order_date": "str",
     "change": "str",
     "p_churn": "float",
+    "action": "str",  # the playbook rule's name (both arms)
+    "arm": "str",  # treated | control (held out: on no manager's list) | "" (no action)
 }
 RISK_LIST_COLUMNS = list(RISK_LIST_SCHEMA)
+# columns lists written before the control group lack: never needed to read an old list
+RISK_LIST_ADDED = ("action", "arm")
 MANAGER_COLUMNS = [
     "rank",
     "customer_id",
@@ -383,9 +387,17 @@ def params_digest(sp: ScoreParams, fp: FeaturesParams, rp: ReportParams) -> str:
 
 
 def score_frame(
-    snapshot: pd.DataFrame, model: ChurnModel | Scorer, sp: ScoreParams
+    snapshot: pd.DataFrame,
+    model: ChurnModel | Scorer,
+    sp: ScoreParams,
+    *,
+    as_of: dt.date | None = None,
+    holdover: pd.Series | None = None,
 ) -> pd.DataFrame:
     """Pure core: snapshot → risk, value, action, benefit, rank and reasons per customer.
+
+    ``as_of`` (the list date) draws the control group (``score.control_share``; none without
+    it) and ``holdover`` keeps ongoing episodes' arms: see :mod:`churnguard.actions`.
 
     Lapsed customers (``lapsed`` = 1) are their own risk band, ``lapsed``: the model is
     never trained on them (train drops them), so their p_churn and value_at_risk are NaN.
@@ -402,7 +414,7 @@ def score_frame(
     scored["value_at_risk"] = value_at_risk(scored["p_churn"], scored["value_if_retained"])
     scored["risk_band"] = risk_band(scored["p_churn"], sp.risk_bands, scored["lapsed"])
     scored["value_tier"] = value_tier(scored["value_if_retained"], sp.value_tiers)
-    scored = assign_actions(scored, sp)
+    scored = assign_actions(scored, sp, as_of, holdover)
     scored["reasons"] = ""
     explained = customers_to_explain(scored, sp.explain_max_customers)
     scored["explained"] = False
@@ -466,8 +478,9 @@ def _previous_list(
     if best is None:
         return None, None, None
     path = root / best.isoformat() / RISK_LIST_FILE
+    schema = {k: v for k, v in RISK_LIST_SCHEMA.items() if k not in RISK_LIST_ADDED}
     try:
-        prev = read_excel_csv(path, RISK_LIST_SCHEMA)
+        prev = read_excel_csv(path, schema)
         if not prev["customer_id"].is_unique:
             raise MalformedCsvError(path, "customer_id is not unique")
     except MalformedCsvError as exc:
@@ -549,6 +562,8 @@ def _present(scored: pd.DataFrame) -> pd.DataFrame:
     out["expected_next_order_date"] = nxt.dt.strftime("%Y-%m-%d").fillna("")
     out["change"] = scored["change"]
     out["p_churn"] = scored["p_churn"]
+    out["action"] = scored["rule"].where(scored["rule"] != NO_ACTION, "")
+    out["arm"] = scored["arm"]
     return out[RISK_LIST_COLUMNS]
 
 
@@ -635,8 +650,14 @@ def run_score(
     force: bool = False,
     before_swap: Callable[[Path], None] | None = None,
     allow_stale: bool = False,
+    ledger: Path | None = None,
+    record: bool = True,
 ) -> dict[str, Any]:
-    """Score, write lists and report, and return the summary (with ``status``)."""
+    """Score, write lists and report, and return the summary (with ``status``).
+
+    ``ledger`` (``outcomes.ledger``): ongoing episodes there keep their arm, and the list
+    (both arms) is recorded there before the new lists are swapped in — unless ``record``
+    is false (inside ``dvc exp run``)."""
     tx = Path(transactions or sp.transactions)
     if not tx.exists():
         raise DataError(
@@ -680,6 +701,8 @@ def run_score(
             compare=output_dir is None,
             force=force,
             before_swap=before_swap,
+            ledger=ledger,
+            record=record,
         )
     except OSError as exc:
         err = output_error(exc, "lists", out_dir)
@@ -705,7 +728,11 @@ def _score_locked(
     compare: bool,
     force: bool,
     before_swap: Callable[[Path], None] | None,
+    ledger: Path | None = None,
+    record: bool = True,
 ) -> dict[str, Any]:
+    from churnguard import ledger as ledger_mod
+
     with folder_lock(out_dir):
         # before any work: never replace what churnguard did not write
         if restore_interrupted_swap(out_dir, MANIFEST_FILE):
@@ -726,11 +753,16 @@ def _score_locked(
             "params_digest": params_digest(sp, fp, rp),
             "churnguard": __version__,
         }
+        holdover = None
+        if ledger is not None:  # ongoing episodes keep their arm: part of what the lists depend on
+            holdover = ledger_mod.read_holdover(ledger, as_of, fp.horizon_days)
+            inputs["holdover_digest"] = ledger_mod.holdover_digest(holdover)
         # the engine changes which files are written (Spark adds partitioned Parquet), not
         # their content: it keys the manifest but stays out of summary.json
         keyed = {**inputs, "engine": engine.name}
         key = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()
-        if not force and _up_to_date(out_dir, key):
+        recorded = not (record and ledger and ledger_mod.needs_recording(ledger, as_of, key))
+        if not force and _up_to_date(out_dir, key) and recorded:
             summary = json.loads((out_dir / SUMMARY_FILE).read_text(encoding="utf-8"))
             log.info(
                 "%s is up to date (same inputs, model and params); --force rewrites it", out_dir
@@ -741,7 +773,13 @@ def _score_locked(
             loaded.evaluation, loaded.scorer, loaded.selection, sp.warn_below_roc_auc
         )
         snap, scoring_model = runner.score_snapshot(tx, as_of, fp.lost_after_days, loaded)
-        scored = score_frame(snap, scoring_model, sp)
+        scored = score_frame(
+            snap,
+            scoring_model,
+            sp,
+            as_of=as_of,
+            holdover=None if holdover is None else holdover.set_index("customer_id")["arm"],
+        )
         drift, drift_warnings = data_drift(snap, loaded.drift_reference, sp.drift_psi_threshold)
         health, health_warnings = list_warnings(scored, loaded, sp, as_of)
         prev_as_of, prev, prev_error = (
@@ -764,6 +802,17 @@ def _score_locked(
                 "data_freshness": freshness,
                 "model_quality": {**quality, **health},
                 "drift": drift,
+                "control_group": {
+                    "share": sp.control_share,
+                    "customers": int((scored["arm"] == "control").sum()),
+                    "actions": {
+                        str(k): int(v)
+                        for k, v in scored.loc[scored["arm"] == "control", "rule"]
+                        .value_counts()
+                        .sort_index()
+                        .items()
+                    },
+                },
                 "warnings": [
                     *quality_warnings,
                     *freshness["warnings"],
@@ -786,6 +835,8 @@ def _score_locked(
                 "files": {f: file_sha256(staging / f) for f in sorted(files)},
             }
             write_text_atomic(staging / MANIFEST_FILE, dumps_json(manifest))
+            if ledger is not None and record:  # before the swap: no list without its record
+                ledger_mod.record_list(ledger, as_of, scored, sp, holdover, key, fp.horizon_days)
             if before_swap is not None:
                 before_swap(staging)
             left = replace_dir(staging, out_dir, MANIFEST_FILE)
