@@ -87,6 +87,9 @@ def test_missing_params_file_exits_2(tmp_path):
         ["score", "--help"],
         ["report", "--help"],
         ["report", "crr", "--help"],
+        ["report", "uplift", "--help"],
+        ["outcomes", "--help"],
+        ["outcomes", "import", "--help"],
         ["where", "--help"],
     ],
 )

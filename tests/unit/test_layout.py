@@ -28,6 +28,7 @@ PURE = (
     "btyd",
     "drift",
     "outcomes",
+    "uplift",
 )
 ALLOWED_INTERNAL = {*PURE, "config", "errors"}
 FORBIDDEN_EXTERNAL = (
