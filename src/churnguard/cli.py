@@ -353,6 +353,12 @@ def score(
     from churnguard import score as score_mod
 
     p = _with_engine(_load(params, quiet or as_json, ("features", "score")), engine)
+    if p.score.control_share > 0 and not p.outcomes.ledger:
+        log.warning(
+            "score.control_share holds customers out, but outcomes.ledger is not set: the lists "
+            "are not recorded and no save rate can be measured. Set outcomes.ledger (e.g. "
+            "outcomes/ledger) or score.control_share: 0"
+        )
     day = None
     if as_of is not None:
         try:

@@ -183,8 +183,8 @@ def record_list(
     }
     with folder_lock(ledger, wait_seconds=LOCK_WAIT_SECONDS):
         if path.is_file():
-            old = read_lists(ledger, [as_of])
-            if old.reset_index(drop=True).equals(rows.reset_index(drop=True)):
+            old = pq.read_table(path, schema=LIST_SCHEMA)
+            if old.equals(pa.Table.from_pandas(rows, schema=LIST_SCHEMA, preserve_index=False)):
                 if _meta(path).get("key") != key:
                     write_table(path, rows, LIST_SCHEMA, meta)
                 return "unchanged"

@@ -297,15 +297,20 @@ def test_import_without_a_ledger_setting_is_a_config_error(project):
     assert result.exit_code == 2 and "outcomes.ledger" in result.output
 
 
-def test_a_list_with_outcomes_is_kept_when_its_date_is_scored_again(pipeline, scored, tmp_path):
+def test_a_list_with_outcomes_is_kept_when_its_date_is_scored_again(
+    pipeline, scored, tmp_path, caplog
+):
     root, _, _ = scored
     shutil.copytree(root / "ledger", tmp_path / "ledger")
     r = treated_manual(tmp_path / "ledger", D1).iloc[0]
     book = workbook(tmp_path / "b.xlsx", [[D1, r.customer_id, r.action, D1, "reached", None]])
     run_import([book], OutcomesParams(ledger=str(tmp_path / "ledger")), 90)
     before = ledger.list_file(tmp_path / "ledger", D1).read_bytes()
+    score(pipeline, tmp_path, D1, force=True)  # the same list again (dvc repro --force)
+    assert "keeps the list" not in caplog.text
     other = score_params().model_copy(update={"manager_capacity_per_week": 3})
     score(pipeline, tmp_path, D1, sp=other)
+    assert "keeps the list managers worked" in caplog.text
     assert ledger.list_file(tmp_path / "ledger", D1).read_bytes() == before
 
 
