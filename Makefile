@@ -9,7 +9,7 @@ export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 export MPLBACKEND := Agg
 
-.PHONY: install install-dev install-bench run test lint bench-generate bench-features bench-score bench-cdnow bench-spark clean
+.PHONY: install install-dev install-bench run test lint bench-generate bench-features bench-score bench-cdnow bench-spark bench-uplift clean
 
 # runtime pins only (what `make run` and scheduled scoring need)
 $(VENV)/.installed: pyproject.toml requirements.lock
@@ -60,6 +60,9 @@ bench-cdnow: install-bench
 
 bench-spark: install-dev
 	$(BIN)/python benchmarks/spark.py
+
+bench-uplift: install
+	$(BIN)/python benchmarks/uplift.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
