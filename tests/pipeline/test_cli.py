@@ -114,6 +114,7 @@ def _score_params(tmp_path: Path, pipeline) -> Path:
     data["score"].update(
         transactions=str(pipeline.transactions), output_root=str(tmp_path / "scores")
     )
+    data["outcomes"]["ledger"] = str(tmp_path / "ledger")
     return write_params(tmp_path, data)
 
 
