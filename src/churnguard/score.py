@@ -786,6 +786,10 @@ def _score_locked(
             _previous_list(out_dir.parent, as_of) if compare else (None, None, None)
         )
         change, gone, movers = compare_with_previous(scored, prev)
+        if not gone.empty:  # a held-out customer is on no manager's file, not even "off list"
+            gone = gone[
+                ~gone["customer_id"].isin(scored.loc[scored["arm"] == "control", "customer_id"])
+            ]
         scored["change"] = change
         present = _present(scored)
         lists = manager_lists(present, gone)

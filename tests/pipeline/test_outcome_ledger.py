@@ -103,6 +103,32 @@ def test_held_out_customers_are_on_no_managers_file(scored):
             assert not control & set(pd.read_csv(path, dtype=str)["customer_id"])
 
 
+def test_a_customer_treated_last_week_and_held_out_now_is_not_on_the_managers_file(
+    pipeline, tmp_path
+):
+    """Without a ledger nothing carries the arm over, so some customers on last week's
+    lists are held out now: they must not come back as "off list" rows either."""
+    sp = score_params().model_copy(update={"control_share": 0.3})
+    for day in (D1, D2):
+        run_score(
+            sp.model_copy(update={"output_root": str(tmp_path)}),
+            pipeline.features,
+            ReportParams(),
+            pipeline.engine,
+            as_of=day,
+            model=pipeline.train.model_dir,
+            transactions=pipeline.transactions,
+        )
+    before = read_excel_csv(tmp_path / D1.isoformat() / "risk_list.csv", RISK_LIST_SCHEMA)
+    now = read_excel_csv(tmp_path / D2.isoformat() / "risk_list.csv", RISK_LIST_SCHEMA)
+    flipped = set(before.loc[before["rank"] > 0, "customer_id"]) & set(
+        now.loc[now["arm"] == "control", "customer_id"]
+    )
+    assert len(flipped) > 10
+    for path in (tmp_path / D2.isoformat() / "by_manager").glob("*.csv"):
+        assert not flipped & set(pd.read_csv(path, dtype=str)["customer_id"])
+
+
 def test_a_customer_keeps_their_arm_through_an_episode(scored):
     root, _, _ = scored
     rows = ledger.read_lists(root / "ledger")
