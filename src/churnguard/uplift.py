@@ -280,7 +280,7 @@ CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#222;margin:0;
 background:#fafafa;line-height:1.45}main{max-width:1180px;margin:0 auto;padding:24px 28px 48px;
 background:#fff}h1{font-size:1.6em;margin:0 0 4px}h2{font-size:1.2em;margin:32px 0 10px;
-border-bottom:1px solid #e3e3e3;padding-bottom:4px}.meta{color:#555;margin:0}.muted{color:#777}
+border-bottom:1px solid #e3e3e3;padding-bottom:4px}h3{font-size:1em;margin:22px 0 8px}.meta{color:#555;margin:0}.muted{color:#777}
 table{border-collapse:collapse;width:100%;font-size:.85em}th,td{border-bottom:1px solid #e6e6e6;
 padding:4px 6px;text-align:start;vertical-align:middle}
 td.d{white-space:nowrap}.scroll{overflow-x:auto}th{background:#f4f4f4;font-weight:600}
@@ -372,14 +372,12 @@ def _table(rows: pd.DataFrame, per_list: bool) -> str:
     return f'<div class="scroll">{table}</div>'
 
 
-def render_html(table: pd.DataFrame, meta: dict[str, Any]) -> str:
-    """uplift.html: one self-contained page (no scripts, no network); every text escaped,
-    byte-identical for identical input. ``meta``: last_transaction, horizon_days,
-    control_share, confidence, pending (list of {list_date, ready_on, entries}),
-    recommendations."""
+def render_section(table: pd.DataFrame, meta: dict[str, Any]) -> str:
+    """The measured save rates as one ``<section>`` (recommendations, the table per action,
+    per list date, lists still waiting), to embed in another page with :data:`CSS`; every
+    text escaped. ``meta`` as in :func:`render_html`."""
     pooled = table[table["scope"] == "pooled"]
     per_list = table[table["scope"] == "list"]
-    conf = float(meta.get("confidence", 0.95))
     advice = "".join(f'<p class="warn">{_e(t)}</p>' for t in meta.get("recommendations") or [])
     pending = meta.get("pending") or []
     waiting = (
@@ -394,10 +392,22 @@ def render_html(table: pd.DataFrame, meta: dict[str, Any]) -> str:
         else '<p class="muted">None.</p>'
     )
     measured = (
-        _table(pooled, per_list=False) + "<h2>Per list date</h2>" + _table(per_list, per_list=True)
+        _table(pooled, per_list=False) + "<h3>Per list date</h3>" + _table(per_list, per_list=True)
         if len(table)
         else '<p class="muted">No list has passed its label window yet.</p>'
     )
+    return (
+        f'<section class="uplift"><h2>Measured save rates</h2>{advice}{measured}'
+        f"<h3>Waiting for their label window</h3>{waiting}</section>"
+    )
+
+
+def render_html(table: pd.DataFrame, meta: dict[str, Any]) -> str:
+    """uplift.html: one self-contained page (no scripts, no network); every text escaped,
+    byte-identical for identical input. ``meta``: last_transaction, horizon_days,
+    control_share, confidence, pending (list of {list_date, ready_on, entries}),
+    recommendations."""
+    conf = float(meta.get("confidence", 0.95))
     h = _e(meta.get("horizon_days"))
     return (
         '<!DOCTYPE html>\n<html lang="en" dir="ltr"><head><meta charset="utf-8">'
@@ -406,9 +416,8 @@ def render_html(table: pd.DataFrame, meta: dict[str, Any]) -> str:
         "<header><h1>Measured save rates (uplift)</h1>"
         f'<p class="meta">Transactions up to {_e(meta.get("last_transaction"))} · label window '
         f"{h} days · control share now {_pct(meta.get('control_share'))} · "
-        f"{conf:.0%} intervals</p></header>\n{advice}\n<section><h2>By action</h2>"
-        f"{measured}</section>\n<section><h2>Waiting for their label window</h2>{waiting}"
-        "</section>\n<footer><h2>How to read this</h2><ul>"
+        f"{conf:.0%} intervals</p></header>\n{render_section(table, meta)}\n"
+        "<footer><h2>How to read this</h2><ul>"
         "<li>A random share of the customers who would get each action is held out (on no "
         "manager's list). After the label window, <b>measured save rate</b> = (churn held out − "
         "churn treated) / churn held out: the share of would-be churners the action kept. "
