@@ -9,7 +9,7 @@ export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 export MPLBACKEND := Agg
 
-.PHONY: install install-dev install-bench messages run test lint bench-generate bench-features bench-score bench-cdnow bench-spark clean
+.PHONY: install install-dev install-bench messages run test lint bench-generate bench-features bench-score bench-cdnow bench-spark bench-uplift clean
 
 # message catalogues (docs/i18n.md): the .po files are the source, each .mo is compiled
 # from its .po by the install and never committed
@@ -79,6 +79,9 @@ bench-cdnow: install-bench
 
 bench-spark: install-dev
 	$(BIN)/python benchmarks/spark.py
+
+bench-uplift: install
+	$(BIN)/python benchmarks/uplift.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -35,8 +35,14 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-report_app = typer.Typer(help="Business reports (retention rate per period).", no_args_is_help=True)
+report_app = typer.Typer(
+    help="Business reports (retention rate per period, measured uplift).", no_args_is_help=True
+)
 app.add_typer(report_app, name="report")
+outcomes_app = typer.Typer(
+    help="The outcome ledger: what happened to the customers on the lists.", no_args_is_help=True
+)
+app.add_typer(outcomes_app, name="outcomes")
 
 log = logging.getLogger("churnguard")
 err_console = Console(stderr=True)
@@ -343,9 +349,16 @@ def score(
     """
     import json
 
+    from churnguard import ledger as ledger_mod
     from churnguard import score as score_mod
 
     p = _with_engine(_load(params, quiet or as_json, ("features", "score")), engine)
+    if p.score.control_share > 0 and not p.outcomes.ledger:
+        log.warning(
+            "score.control_share holds customers out, but outcomes.ledger is not set: the lists "
+            "are not recorded and no save rate can be measured. Set outcomes.ledger (e.g. "
+            "outcomes/ledger) or score.control_share: 0"
+        )
     day = None
     if as_of is not None:
         try:
@@ -365,6 +378,8 @@ def score(
         transactions=transactions,
         force=force,
         allow_stale=allow_stale,
+        ledger=Path(p.outcomes.ledger) if p.outcomes.ledger else None,
+        record=ledger_mod.recording_allowed(),
     )
     if as_json:
         typer.echo(json.dumps(summary, sort_keys=True, ensure_ascii=False))
@@ -424,6 +439,131 @@ def report_crr(
     Console().print(out)
 
 
+@report_app.command("uplift")
+def report_uplift(
+    params: ParamsOpt = Path("params.yaml"),
+    transactions: Annotated[
+        Path | None,
+        typer.Option(help="Canonical transactions Parquet; default score.transactions."),
+    ] = None,
+    output_dir: Annotated[
+        Path | None,
+        typer.Option(help="Write uplift.csv and uplift.html here; default outcomes.uplift_dir."),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the table as JSON on stdout.")
+    ] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Measured save rate of each action (treated vs held-out churn after the label window)
+    against the save_rate params.yaml assumes, with what to change."""
+    import json
+
+    from rich.table import Table
+
+    from churnguard import feedback
+
+    p = _load(params, quiet or as_json, ("features", "score", "outcomes"))
+    result = _run(
+        feedback.run_uplift, p.outcomes, p.score, p.features, p.engine, transactions, output_dir
+    )
+    table = result.pop("table")
+    if as_json:
+        rows = json.loads(table.to_json(orient="records"))
+        typer.echo(json.dumps({**result, "rows": rows}, sort_keys=True, ensure_ascii=False))
+        return
+    if quiet:
+        return
+    out = Table(
+        title=f"Measured save rates (data to {result['last_transaction']})",
+        caption=f"{result['output_dir']}/uplift.csv, uplift.html",
+    )
+    for col in ("action", "treated", "held out", "save rate", "interval", "assumed", "verdict"):
+        out.add_column(col, justify="left" if col in ("action", "verdict") else "right")
+    for r in table[table["scope"] == "pooled"].itertuples(index=False):
+
+        def pct(x: float) -> str:
+            return "–" if x != x else f"{100 * x:.1f}%"
+
+        out.add_row(
+            str(r.action),
+            f"{r.n_treated:,}",
+            f"{r.n_control:,}",
+            pct(r.save_rate),
+            f"[{pct(r.save_rate_low)}, {pct(r.save_rate_high)}]",
+            pct(r.assumed_save_rate),
+            str(r.verdict),
+        )
+    Console().print(out)
+    for line in result["recommendations"]:
+        err_console.print(f"change: {line}", highlight=False, markup=False)
+    for pend in result["pending"]:
+        err_console.print(
+            f"waiting: list of {pend['list_date']} ({pend['entries']:,} entries) is measurable "
+            f"from {pend['ready_on']}",
+            highlight=False,
+            markup=False,
+        )
+
+
+@outcomes_app.command("import")
+def outcomes_import(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="Filled workbooks (.xlsx, sheet List) or CSVs (see the README)."),
+    ],
+    params: ParamsOpt = Path("params.yaml"),
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the import report as JSON on stdout.")
+    ] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Record what managers did with their lists (contacted_on, outcome, note) in the ledger.
+
+    Rows are checked against the list churnguard recorded for their date; refused rows are
+    written to the ledger's rejects/ folder with file, row, column and reason (exit 3; the
+    good rows are recorded). Re-importing a file changes nothing."""
+    import json
+
+    from churnguard import feedback
+    from churnguard.errors import DataError
+
+    p = _load(params, quiet or as_json, ("features", "outcomes"))
+    report = _run(feedback.run_import, paths, p.outcomes, p.features.horizon_days)
+    if as_json:
+        typer.echo(json.dumps(report, sort_keys=True, ensure_ascii=False, default=str))
+    for f in report["files"]:
+        log.info(
+            "%s: %s rows: %s new, %s changed, %s unchanged, %s rejected, %s not worked yet, "
+            "%s blank, %s duplicate",
+            f["file"],
+            f"{f['rows']:,}",
+            f["new"],
+            f["changed"],
+            f["unchanged"],
+            f["rejected"],
+            f["nothing_recorded"],
+            f["blank"],
+            f["duplicate"],
+        )
+        for r in f.get("first_rejects", [])[: 5 if not quiet else 0]:
+            err_console.print(
+                f"  rejected: {r['file']}, row {r['row']}, column {r['column']}: {r['reason']}: "
+                f"{r['detail']}",
+                highlight=False,
+                markup=False,
+            )
+    rejected = report["totals"]["rejected"]
+    if rejected:
+        where = ", ".join(f["rejects_file"] for f in report["files"] if f["rejects_file"])
+        _fail(
+            DataError(
+                f"{rejected:,} row(s) rejected (listed in {where}); the other rows were recorded. "
+                "Fix them and import the file again."
+            )
+        )
+
+
 @app.command()
 def where(params: ParamsOpt = Path("params.yaml")) -> None:
     """Print where the pipeline's outputs are."""
@@ -441,6 +581,9 @@ def where(params: ParamsOpt = Path("params.yaml")) -> None:
         ("report (dvc repro)", f"{p.score.output_root}/latest/report.html"),
         ("scheduled lists", f"{p.score.output_root}/<as_of>/by_manager/"),
     ]
+    if p.outcomes.ledger:
+        rows.append(("outcome ledger", p.outcomes.ledger))
+        rows.append(("measured uplift", f"{p.outcomes.uplift_dir}/uplift.html"))
     width = max(len(k) for k, _ in rows)
     for label, path in rows:
         exists = "" if Path(path.split("<")[0]).exists() else "  (not built yet)"

@@ -91,6 +91,20 @@ class EngineParams(_Section):
         return v
 
 
+class TreatmentParams(_Section):
+    """A known retention effect for the synthetic closed loop (``generate.treatment``).
+
+    Every customer recorded as *treated* at the start of an episode in the ledger's lists
+    is saved with probability ``save_rates[action]`` (0 for an action not named): they buy
+    again within ``response_within_days`` of the list date and start a fresh lifetime.
+    Nothing changes on or before a list date; without ``generate.treatment`` the generator's
+    output is unchanged."""
+
+    ledger: str
+    save_rates: dict[str, Annotated[float, Field(ge=0, le=1)]]
+    response_within_days: Annotated[int, Field(ge=1)] = 30
+
+
 class GenerateParams(_Section):
     """Synthetic purchase-history generator (the embedded default input)."""
 
@@ -112,6 +126,7 @@ class GenerateParams(_Section):
     format: Literal["csv", "parquet"] = "csv"
     output: str = "data/raw/transactions.csv"
     truth_output: str = "data/raw/truth.parquet"
+    treatment: TreatmentParams | None = None
 
     @model_validator(mode="after")
     def _dates_ordered(self) -> GenerateParams:
@@ -406,6 +421,9 @@ class ScoreParams(_Section):
     # automated actions best-first until this many customers in all; null = every listed one
     explain_max_customers: Annotated[int, Field(ge=0)] | None = 100_000
     playbook: list[ActionRule] = Field(default_factory=list)
+    # share of the customers who would get each action held out as a randomised control
+    # group (reproducible: SHA-256 of list date and customer id); 0 = no control group
+    control_share: Annotated[float, Field(ge=0, lt=1)] = 0.1
     # an empty playbook gives every customer "no action": refused unless meant
     allow_empty_playbook: bool = False
     # refuse (exit 3) an as-of date more than this many days after the last transaction:
@@ -479,6 +497,16 @@ class ReportParams(_Section):
         return v
 
 
+class OutcomesParams(_Section):
+    """The outcome ledger and the measured-uplift report."""
+
+    # folder holding every list scored (both arms) and every outcome import; null = score
+    # records nothing (and `outcomes import` / `report uplift` refuse)
+    ledger: str | None = None
+    uplift_dir: str = "outcomes/uplift"  # where `report uplift` writes uplift.csv, uplift.html
+    confidence: Annotated[float, Field(gt=0.5, lt=1)] = 0.95  # two-sided interval level
+
+
 class Params(_Section):
     """The whole of ``params.yaml``."""
 
@@ -490,6 +518,7 @@ class Params(_Section):
     evaluate: EvaluateParams = EvaluateParams()
     score: ScoreParams = ScoreParams()
     report: ReportParams = ReportParams()
+    outcomes: OutcomesParams = OutcomesParams()
 
 
 def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:

@@ -10,6 +10,7 @@ import os
 import shutil
 import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -140,8 +141,9 @@ def lock_path_for(folder: str | Path) -> Path:
 
 
 @contextlib.contextmanager
-def folder_lock(folder: str | Path) -> Iterator[Path]:
-    """Hold an exclusive, non-blocking lock for writing ``folder``; raise :class:`LockedError` if taken.
+def folder_lock(folder: str | Path, wait_seconds: float = 0.0) -> Iterator[Path]:
+    """Hold an exclusive lock for writing ``folder``; raise :class:`LockedError` if it is
+    still taken after ``wait_seconds`` (0: do not wait).
 
     The lock is ``flock`` on ``.<folder name>.lock`` beside the folder (the folder itself is
     swapped whole on success). The OS releases it when the process dies, so a killed run
@@ -153,6 +155,9 @@ def folder_lock(folder: str | Path) -> Iterator[Path]:
     lock_path = lock_path_for(folder)
     fd = _open_lock_file(lock_path)
     try:
+        deadline = time.monotonic() + wait_seconds
+        while not _try_flock(fd) and time.monotonic() < deadline:
+            time.sleep(0.1)
         if not _try_flock(fd):
             holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
             raise LockedError(

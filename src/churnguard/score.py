@@ -114,6 +114,7 @@ RISK_LIST_SCHEMA: dict[str, str] = {
     "change": "str",
     "p_churn": "float",
     "scored_by": "str",
+    "arm": "str",  # treated | control (held out: on no manager's list) | "" (no action)
 }
 RISK_LIST_COLUMNS = list(RISK_LIST_SCHEMA)
 # what `change` needs from an earlier list (read with these types; other columns may differ)
@@ -430,12 +431,18 @@ def score_frame(
     model: ChurnModel | Scorer,
     sp: ScoreParams,
     rp: ReportParams | None = None,
+    *,
+    as_of: dt.date | None = None,
+    holdover: pd.Series | None = None,
 ) -> pd.DataFrame:
     """Pure core: snapshot → risk, value, action, benefit, rank and reasons per customer.
 
     ``action`` and ``reasons`` are in ``report.language`` (risk_list.csv, the report);
     ``manager_action`` and ``manager_reasons`` in the language of each customer's manager
     (``manager_language``: ``score.manager_languages``, else ``report.language``).
+
+    ``as_of`` (the list date) draws the control group (``score.control_share``; none without
+    it) and ``holdover`` keeps ongoing episodes' arms: see :mod:`churnguard.actions`.
 
     Lapsed customers (``lapsed`` = 1) are their own risk band, ``lapsed``: the model is
     never trained on them (train drops them), so their p_churn and value_at_risk are NaN.
@@ -453,7 +460,7 @@ def score_frame(
     scored["risk_band"] = risk_band(scored["p_churn"], sp.risk_bands, scored["lapsed"])
     scored["value_tier"] = value_tier(scored["value_if_retained"], sp.value_tiers)
     rp = rp or ReportParams()
-    scored = assign_actions(scored, sp, rp.language, rp.fallback_language)
+    scored = assign_actions(scored, sp, as_of, holdover, rp.language, rp.fallback_language)
     speaks = scored["account_manager"].map(manager_languages(scored["account_manager"], sp, rp))
     scored["manager_language"] = speaks
     scored["manager_action"] = action_texts(scored, sp, speaks, rp.fallback_language)
@@ -649,6 +656,7 @@ def _present(scored: pd.DataFrame) -> pd.DataFrame:
     out["change"] = scored["change"]
     out["p_churn"] = scored["p_churn"]
     out["scored_by"] = scored["scored_by"] if "scored_by" in scored.columns else ""
+    out["arm"] = scored["arm"]
     return out[RISK_LIST_COLUMNS]
 
 
@@ -761,8 +769,14 @@ def run_score(
     force: bool = False,
     before_swap: Callable[[Path], None] | None = None,
     allow_stale: bool = False,
+    ledger: Path | None = None,
+    record: bool = True,
 ) -> dict[str, Any]:
-    """Score, write lists and report, and return the summary (with ``status``)."""
+    """Score, write lists and report, and return the summary (with ``status``).
+
+    ``ledger`` (``outcomes.ledger``): ongoing episodes there keep their arm, and the list
+    (both arms) is recorded there before the new lists are swapped in — unless ``record``
+    is false (inside ``dvc exp run``)."""
     tx = Path(transactions or sp.transactions)
     if not tx.exists():
         raise DataError(
@@ -806,6 +820,8 @@ def run_score(
             in_place=output_dir is not None,
             force=force,
             before_swap=before_swap,
+            ledger=ledger,
+            record=record,
         )
     except OSError as exc:
         err = output_error(exc, "lists", out_dir)
@@ -831,7 +847,11 @@ def _score_locked(
     in_place: bool,
     force: bool,
     before_swap: Callable[[Path], None] | None,
+    ledger: Path | None = None,
+    record: bool = True,
 ) -> dict[str, Any]:
+    from churnguard import ledger as ledger_mod
+
     with folder_lock(out_dir):
         # before any work: never replace what churnguard did not write
         if restore_interrupted_swap(out_dir, MANIFEST_FILE):
@@ -852,11 +872,16 @@ def _score_locked(
             "params_digest": params_digest(sp, fp, rp),
             "churnguard": __version__,
         }
+        holdover = None
+        if ledger is not None:  # ongoing episodes keep their arm: part of what the lists depend on
+            holdover = ledger_mod.read_holdover(ledger, as_of, fp.horizon_days)
+            inputs["holdover_digest"] = ledger_mod.holdover_digest(holdover)
         # the engine changes which files are written (Spark adds partitioned Parquet), not
         # their content: it keys the manifest but stays out of summary.json
         keyed = {**inputs, "engine": engine.name}
         key = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()
-        if not force and _up_to_date(out_dir, key):
+        recorded = not (record and ledger and ledger_mod.needs_recording(ledger, as_of, key))
+        if not force and _up_to_date(out_dir, key) and recorded:
             summary = json.loads((out_dir / SUMMARY_FILE).read_text(encoding="utf-8"))
             log.info(
                 "%s is up to date (same inputs, model and params); --force rewrites it", out_dir
@@ -867,7 +892,14 @@ def _score_locked(
             loaded.evaluation, loaded.scorer, loaded.selection, sp.warn_below_roc_auc
         )
         snap, scoring_model = runner.score_snapshot(tx, as_of, fp.lost_after_days, loaded)
-        scored = score_frame(snap, scoring_model, sp, rp)
+        scored = score_frame(
+            snap,
+            scoring_model,
+            sp,
+            rp,
+            as_of=as_of,
+            holdover=None if holdover is None else holdover.set_index("customer_id")["arm"],
+        )
         scored["scored_by"] = scored_by(loaded)
         drift, drift_warnings = data_drift(snap, loaded.drift_reference, sp.drift_psi_threshold)
         health, health_warnings = list_warnings(scored, loaded, sp, as_of)
@@ -877,6 +909,10 @@ def _score_locked(
             else _previous_list(out_dir.parent, as_of)
         )
         change, gone, movers = compare_with_previous(scored, prev)
+        if not gone.empty:  # a held-out customer is on no manager's file, not even "off list"
+            gone = gone[
+                ~gone["customer_id"].isin(scored.loc[scored["arm"] == "control", "customer_id"])
+            ]
         scored["change"] = change
         present = _present(scored)
         readers = set(scored["account_manager"]) | set(gone.get("account_manager", []))
@@ -914,6 +950,17 @@ def _score_locked(
                 "data_freshness": freshness,
                 "model_quality": {**quality, **health},
                 "drift": drift,
+                "control_group": {
+                    "share": sp.control_share,
+                    "customers": int((scored["arm"] == "control").sum()),
+                    "actions": {
+                        str(k): int(v)
+                        for k, v in scored.loc[scored["arm"] == "control", "rule"]
+                        .value_counts()
+                        .sort_index()
+                        .items()
+                    },
+                },
                 "warnings": [
                     *quality_warnings,
                     *freshness["warnings"],
@@ -949,6 +996,8 @@ def _score_locked(
                 "files": {f: file_sha256(staging / f) for f in sorted(files)},
             }
             write_text_atomic(staging / MANIFEST_FILE, dumps_json(manifest))
+            if ledger is not None and record:  # before the swap: no list without its record
+                ledger_mod.record_list(ledger, as_of, scored, sp, holdover, key, fp.horizon_days)
             if before_swap is not None:
                 before_swap(staging)
             left = replace_dir(staging, out_dir, MANIFEST_FILE)

@@ -41,11 +41,29 @@ Order ids ``O…`` are numbered after sorting orders by (day, customer, time).
 Rows are sorted by ``ts, customer_id, order_id``, so the same params and seed
 give byte-identical files. Everything is vectorised with numpy
 (``np.random.default_rng(seed)``); strings are built with Arrow compute.
+
+**Treatment effect (optional, ``generate.treatment``).** For the closed loop — score a
+list, let the world react, score again, measure — the generator can apply a known save
+probability per action to the customers the ledger's lists record as *treated* at the
+start of an episode (:mod:`churnguard.outcomes`). Such an entry (customer ``i``, list
+date ``d``, action ``a``) is *saved* when ``u < save_rates[a]``, ``u`` the first 53 bits
+of SHA-256("<seed>|save|<d>|<i>") / 2**53. A saved customer buys on day ``d + r``,
+``r ~ U{1..response_within_days}`` (the response order), and starts a fresh lifetime
+there: ``τ' = d + r + Exp(μ_i)``, orders re-simulated after the response as above (same
+rate, season, slowdown towards ``τ'``, values and returns). Their lines after ``d`` are
+replaced; nothing on or before ``d`` changes, and a later save of the same customer
+replaces what follows it in turn. Each entry's draws come from its own generator seeded by
+(seed, customer, day), so adding a later list never changes the past. A saved customer
+always buys within the label window when ``response_within_days`` ≤
+``features.horizon_days``, so the churn of treated entries is (1 − save rate) × the churn
+of their held-out twins: the measured save rate's true value is exactly ``save_rates[a]``.
+Without ``generate.treatment`` none of this runs and the output is unchanged.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -58,7 +76,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from churnguard.config import GenerateParams
+from churnguard.config import GenerateParams, TreatmentParams
 from churnguard.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -376,6 +394,179 @@ def generate_tables(
     return transactions, truth
 
 
+_TREATMENT_STREAM = 0x5A7ED  # entropy word separating the treatment's draws from the main ones
+
+
+def entry_uniform(seed: int, list_date: dt.date, customer_id: str) -> float:
+    """The save draw of a treated entry: SHA-256("<seed>|save|<date>|<id>") → [0, 1)."""
+    digest = hashlib.sha256(f"{seed}|save|{list_date.isoformat()}|{customer_id}".encode()).digest()
+    return (int.from_bytes(digest[:8]) >> 11) / float(2**53)
+
+
+def saved_entries(
+    seed: int,
+    treatment: TreatmentParams,
+    customer_ids: list[str],
+    list_dates: list[dt.date],
+    actions: list[str],
+) -> np.ndarray:
+    """Which treated entries the known effect saves (module docstring)."""
+    rates = [treatment.save_rates.get(a, 0.0) for a in actions]
+    return np.asarray(
+        [
+            entry_uniform(seed, d, c) < r
+            for c, d, r in zip(customer_ids, list_dates, rates, strict=True)
+        ],
+        dtype=bool,
+    )
+
+
+def _entry_lines(
+    cfg: GenerateParams,
+    treatment: TreatmentParams,
+    c: int,
+    day: int,
+    lam: float,
+    mu: float,
+    mean_value: float,
+    season: np.ndarray,
+) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One saved entry's future from list day ``day``: (new dropout time τ', line days,
+    amounts, quantities, order numbers within the entry, is-return flags)."""
+    last_day = len(season) - 1
+    rng = np.random.default_rng([cfg.seed, _TREATMENT_STREAM, c, day])
+    resp = day + int(rng.integers(1, treatment.response_within_days + 1)) + rng.random()
+    with np.errstate(divide="ignore"):
+        tau = resp + rng.standard_exponential() / mu
+    length = max(min(tau, float(len(season))) - resp, 0.0)
+    a = cfg.seasonality_amplitude
+    n_cand = rng.poisson(lam * (1.0 + a) * length)
+    cand_t = resp + rng.random(n_cand) * length
+    cand_day = np.minimum(cand_t.astype(np.int64), last_day)
+    accept = rng.random(n_cand) < season[cand_day] * _slow(cfg, np.full(n_cand, tau), cand_t) / (
+        1.0 + a
+    )
+    t = np.sort(np.concatenate([[resp], cand_t[accept]]))
+    slow = _slow(cfg, np.full(t.size, tau), t)
+    shock = rng.lognormal(-0.5 * ORDER_VALUE_SIGMA**2, ORDER_VALUE_SIGMA, size=t.size)
+    amount = np.maximum(np.round(mean_value * shock * (0.5 + 0.5 * slow), 2), 1.0)
+    qty = 1 + rng.poisson(amount / 40.0)
+    days = t.astype(np.int64)
+    ret = np.flatnonzero(rng.random(t.size) < cfg.return_rate)
+    lo, hi = RETURN_DELAY_DAYS
+    r_day = days[ret] + rng.integers(lo, hi + 1, size=ret.size)
+    r_frac = rng.uniform(0.2, 1.0, size=ret.size)
+    r_amount = -np.round(r_frac * amount[ret], 2)
+    r_qty = -np.maximum(np.round(r_frac * qty[ret]).astype(np.int64), 1)
+    return (
+        tau,
+        np.concatenate([days, r_day]),
+        np.concatenate([amount, r_amount]),
+        np.concatenate([qty, r_qty]),
+        np.concatenate([np.arange(t.size), ret]),
+        np.concatenate([np.zeros(t.size, bool), np.ones(ret.size, bool)]),
+    )
+
+
+def apply_treatment(
+    cfg: GenerateParams,
+    transactions: pa.Table,
+    truth: pa.Table,
+    customer_ids: list[str],
+    list_dates: list[dt.date],
+    actions: list[str],
+) -> tuple[pa.Table, pa.Table, dict[str, Any]]:
+    """The world where treated entries were saved with the known probabilities (module
+    docstring); returns new tables and counts."""
+    treatment = cfg.treatment
+    if treatment is None:
+        raise ValueError("generate.treatment is not set")
+    n_days = (cfg.end_date - cfg.start_date).days + 1
+    last_day = n_days - 1
+    start_epoch = (cfg.start_date - _EPOCH).days
+    season = _season_by_day(cfg, n_days)
+    index = {cid: i for i, cid in enumerate(truth["customer_id"].to_pylist())}
+    known = [i for i, cid in enumerate(customer_ids) if cid in index]
+    ids = [customer_ids[i] for i in known]
+    dates = [list_dates[i] for i in known]
+    saved = saved_entries(cfg.seed, treatment, ids, dates, [actions[i] for i in known])
+    day_of = np.asarray([(d - cfg.start_date).days for d in dates], dtype=np.int64)
+    chosen = np.flatnonzero(saved & (day_of < last_day))
+    saves: dict[int, list[tuple[int, dt.date]]] = {}
+    for k in chosen:
+        saves.setdefault(index[ids[k]], []).append((int(day_of[k]), dates[k]))
+    lam = truth["purchase_rate_per_day"].to_numpy()
+    mu = truth["dropout_rate_per_day"].to_numpy()
+    mean_value = truth["mean_order_value"].to_numpy()
+    tau_new: dict[int, float] = {}
+    parts: dict[str, list[Any]] = {k: [] for k in ("cust", "day", "amount", "qty", "oid")}
+    cust_ids = truth["customer_id"].to_pylist()
+    for c in sorted(saves):
+        plan = sorted(set(saves[c]))
+        for j, (day, when) in enumerate(plan):
+            until = plan[j + 1][0] if j + 1 < len(plan) else last_day
+            tau, days, amount, qty, num, is_ret = _entry_lines(
+                cfg, treatment, c, day, lam[c], mu[c], mean_value[c], season
+            )
+            tau_new[c] = tau
+            keep = (days > day) & (days <= min(until, last_day))
+            stem = f"T{when:%Y%m%d}-{cust_ids[c]}-"
+            parts["cust"].append(np.full(int(keep.sum()), c))
+            parts["day"].append(days[keep])
+            parts["amount"].append(amount[keep])
+            parts["qty"].append(qty[keep])
+            parts["oid"].extend(
+                f"{stem}{n + 1:04d}{'-R' if r else ''}"
+                for n, r in zip(num[keep], is_ret[keep], strict=True)
+            )
+    first_save = {c: min(d for d, _ in v) for c, v in saves.items()}
+    line_cust = pc.index_in(transactions["customer_id"], value_set=truth["customer_id"])
+    line_cust = line_cust.to_numpy(zero_copy_only=False).astype(np.int64)
+    line_day = transactions["ts"].cast(pa.int32()).to_numpy() - start_epoch
+    cut = np.full(len(cust_ids), np.iinfo(np.int64).max)
+    for c, d in first_save.items():
+        cut[c] = d
+    kept = transactions.filter(pa.array(line_day <= cut[line_cust]))
+    if parts["cust"]:
+        c_arr = np.concatenate(parts["cust"]).astype(np.int64)
+        first_line = pc.index_in(truth["customer_id"], value_set=transactions["customer_id"])
+        attrs = transactions.take(first_line)  # each customer's first line: name, manager, region
+        take = pa.array(c_arr)
+        new = pa.table(
+            {
+                "customer_id": truth["customer_id"].take(take),
+                "order_id": pa.array(parts["oid"], type=pa.string()),
+                "ts": _days_to_date32(np.concatenate(parts["day"]) + start_epoch),
+                "amount": pa.array(np.concatenate(parts["amount"]), type=pa.float64()),
+                "quantity": pa.array(
+                    np.concatenate(parts["qty"]).astype(np.int64), type=pa.int64()
+                ),
+                "account_manager": attrs["account_manager"].take(take),
+                "customer_name": attrs["customer_name"].take(take),
+                "region": attrs["region"].take(take),
+            }
+        ).cast(transactions.schema)
+        kept = pa.concat_tables([kept, new])
+    order = pc.sort_indices(
+        kept,
+        sort_keys=[("ts", "ascending"), ("customer_id", "ascending"), ("order_id", "ascending")],
+    )
+    out = kept.take(order)
+    dropout = truth["dropout_date"].cast(pa.int32()).to_numpy().astype(np.int64)
+    max_days = (MAX_DATE - _EPOCH).days
+    for c, tau in tau_new.items():
+        dropout[c] = min(np.floor(tau) + start_epoch, max_days) if np.isfinite(tau) else max_days
+    new_truth = truth.set_column(
+        truth.schema.get_field_index("dropout_date"), "dropout_date", _days_to_date32(dropout)
+    ).set_column(
+        truth.schema.get_field_index("alive_at_end"),
+        "alive_at_end",
+        pa.array(dropout > start_epoch + last_day, type=pa.bool_()),
+    )
+    counts = {"treated_entries": len(known), "saved": int(saved.sum())}
+    return out, new_truth, counts
+
+
 def _write_table(table: pa.Table, target: Path, fmt: str) -> None:
     with atomic_path(target) as tmp:
         if fmt == "csv":
@@ -404,9 +595,24 @@ def run_generate(cfg: GenerateParams, progress: Progress | None = None) -> dict[
     """Generate and atomically write transactions (``cfg.format``) and truth (Parquet)."""
     started = time.perf_counter()
     transactions, truth = generate_tables(cfg, progress)
+    effect: dict[str, Any] = {}
+    if cfg.treatment is not None:
+        from churnguard.ledger import treated_entries
+
+        entries = treated_entries(Path(cfg.treatment.ledger))
+        transactions, truth, effect = apply_treatment(
+            cfg,
+            transactions,
+            truth,
+            entries["customer_id"].tolist(),
+            entries["list_date"].tolist(),
+            entries["action"].tolist(),
+        )
     _write_table(transactions, Path(cfg.output), cfg.format)
     _write_table(truth, Path(cfg.truth_output), "parquet")
     summary = summarise(transactions, truth)
+    if effect:
+        summary["treatment"] = effect
     summary.update(output=str(cfg.output), truth_output=str(cfg.truth_output))
     log.debug(
         "generate: %d rows for %d customers in %.1f s",

@@ -87,6 +87,9 @@ def test_missing_params_file_exits_2(tmp_path):
         ["score", "--help"],
         ["report", "--help"],
         ["report", "crr", "--help"],
+        ["report", "uplift", "--help"],
+        ["outcomes", "--help"],
+        ["outcomes", "import", "--help"],
         ["where", "--help"],
     ],
 )
@@ -111,6 +114,7 @@ def _score_params(tmp_path: Path, pipeline) -> Path:
     data["score"].update(
         transactions=str(pipeline.transactions), output_root=str(tmp_path / "scores")
     )
+    data["outcomes"]["ledger"] = str(tmp_path / "ledger")
     return write_params(tmp_path, data)
 
 

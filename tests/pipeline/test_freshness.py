@@ -133,6 +133,7 @@ def test_the_cli_refuses_stale_data_with_exit_3_and_names_the_flag(pipeline, tmp
     data = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
     data["engine"]["temp_directory"] = str(tmp_path / "duck")
     data["score"].update(transactions=str(pipeline.transactions), output_root=str(tmp_path / "s"))
+    data["outcomes"]["ledger"] = str(tmp_path / "ledger")
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     args = [

@@ -405,6 +405,7 @@ def test_cli_score_with_a_truncated_booster_exits_4_not_134(model_dir, pipeline,
     data["score"].update(
         transactions=str(pipeline.transactions), output_root=str(tmp_path / "scores")
     )
+    data["outcomes"]["ledger"] = str(tmp_path / "ledger")
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(data), encoding="utf-8")
     result = subprocess.run(

@@ -67,6 +67,7 @@ def write_params(tmp_path: Path, pipeline, **score) -> Path:
     data["score"].update(
         transactions=str(pipeline.transactions), output_root=str(tmp_path / "scores"), **score
     )
+    data["outcomes"]["ledger"] = str(tmp_path / "ledger")
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return path

@@ -31,6 +31,8 @@ PURE = (
     "drift",
     "labels",
     "workbook",
+    "outcomes",
+    "uplift",
 )
 ALLOWED_INTERNAL = {*PURE, "config", "errors"}
 FORBIDDEN_EXTERNAL = (
