@@ -21,7 +21,10 @@ from churnguard.config import OutcomesParams, ReportParams, load_params
 from churnguard.csvsafe import read_excel_csv, write_excel_csv_atomic
 from churnguard.feedback import run_import
 from churnguard.io import dumps_json
-from churnguard.score import RISK_LIST_ADDED, RISK_LIST_SCHEMA, _previous_list, run_score
+from churnguard.score import RISK_LIST_SCHEMA, _previous_list, run_score
+
+# columns lists written before the control group lack
+RISK_LIST_ADDED = ("action", "arm", "scored_by")
 
 REPO = Path(__file__).resolve().parents[2]
 D1, D2 = dt.date(2024, 8, 30), dt.date(2024, 10, 1)  # 32 days apart: episodes carry over
