@@ -9,7 +9,7 @@ export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 export MPLBACKEND := Agg
 
-.PHONY: install install-dev install-bench run test lint bench-generate bench-features bench-score bench-cdnow bench-spark clean
+.PHONY: install install-dev install-bench run test lint bench-generate bench-features bench-score bench-cdnow bench-value bench-spark clean
 
 # runtime pins only (what `make run` and scheduled scoring need)
 $(VENV)/.installed: pyproject.toml requirements.lock
@@ -57,6 +57,9 @@ bench-score: install
 
 bench-cdnow: install-bench
 	$(BIN)/python benchmarks/cdnow.py
+
+bench-value: install
+	$(BIN)/python benchmarks/value.py
 
 bench-spark: install-dev
 	$(BIN)/python benchmarks/spark.py

@@ -360,6 +360,9 @@ class EvaluateParams(_Section):
     """Metrics, slices and plots on the test cutoff (model and baselines side by side)."""
 
     model_dir: str = "models"
+    # canonical transactions for the value backtest (what customers spent after the test
+    # cutoff); null skips the check
+    transactions: str | None = None
     list_sizes: list[Annotated[int, Field(ge=1)]] = Field(
         default_factory=lambda: [50, 100, 250, 500]
     )

@@ -57,7 +57,7 @@ from churnguard.config import (
 )
 from churnguard.db import connect, sql_ident
 from churnguard.errors import ChurnguardError, ConfigError, DataError
-from churnguard.io import atomic_path, write_json_atomic
+from churnguard.io import AMOUNT_METADATA_KEY, atomic_path, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +77,6 @@ PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
 # Reading a file line by line: a two-byte delimiter (ASCII unit + record separator) that
 # does not occur in text data, so each line arrives as one column.
 _LINE_DELIMITER = "\x1f\x1e"
-# Parquet key-value metadata of transactions.parquet: where the amounts came from, so that
-# scoring can say when value is not money (churnguard.value.amount_basis reads it).
-AMOUNT_METADATA_KEY = "churnguard.amount"
 # Record by record: a quoted field may run over this many lines (or characters) before the
 # record is taken as a broken quote on its first line; records go to Parquet in batches.
 MAX_RECORD_LINES = 1_000
@@ -1115,7 +1112,7 @@ def _check_threshold(report: dict[str, Any], params: IngestParams, out_dir: Path
     top = sorted(((n, r) for r, n in rejected.items()), key=lambda x: (-x[0], x[1]))
     top_text = ", ".join(f"{r} {n:,}" for n, r in top[:3])
     fixes = {rule.reason: rule.fix for rule in RULES if rule.fix}
-    hints = "".join(f" {r}: {fixes[r]}." for _, r in top[:3] if r in fixes)
+    hints = "".join(f" {r}: {fixes[r].rstrip('.')}." for _, r in top[:3] if r in fixes)
     excluded = (
         f" ({report['rows_excluded']:,} more rows excluded by ingest.exclude do not count)"
         if report["rows_excluded"]

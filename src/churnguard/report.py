@@ -182,8 +182,26 @@ def _header(ctx: dict[str, Any]) -> str:
         f"<header><h1>Churn risk report — week of {_e(ctx.get('as_of'))}</h1>"
         f'<p class="meta">Model: <code>{_e(ctx.get("model"))}</code> · Label: churn = no '
         f"purchase in the next {_int(ctx.get('horizon_days'))} days · Value horizon: "
-        f"{_int(ctx.get('value_horizon_days'))} days{data}</p>{quality}{warnings}</header>"
+        f"{_int(ctx.get('value_horizon_days'))} days{data}</p>{_value_note(summary)}{quality}"
+        f"{warnings}</header>"
     )
+
+
+def _value_note(summary: dict[str, Any]) -> str:
+    """One header line: value at risk next to what these customers spent in the last 12
+    months, and, when the source had no amounts, that value is not money."""
+    v = summary.get("value") or {}
+    if not v:
+        return ""
+    line = (
+        f'<p class="meta">Value at risk {_money(v.get("value_at_risk_total"), "")} over the '
+        f"next {_int(v.get('value_horizon_days'))} days, against "
+        f"{_money(v.get('revenue_trailing_12m'), '')} these customers spent in the last 12 "
+        "months</p>"
+    )
+    if v.get("money") is False:
+        line += f'<p class="warn">{_e(v.get("note"))}</p>'
+    return line
 
 
 def _cards(ctx: dict[str, Any], currency: str) -> str:
@@ -452,9 +470,11 @@ def _footer(ctx: dict[str, Any]) -> str:
     items = [
         f"<b>P(churn)</b> is a calibrated probability of no purchase in the next {h} days: of "
         "100 customers shown at 30%, about 30 are expected to churn.",
-        "<b>Value if retained</b> = the customer's net spend per day since their first "
-        f"purchase (tenure counted as at least 30 days) × {vh} days. <b>Value at risk</b> = "
-        "P(churn) × value if retained.",
+        "<b>Value if retained</b> = what the customer is expected to spend in the next "
+        f"{vh} days if they buy again within {h} days: their purchase rate and spend per "
+        "purchase day, each shrunk toward all customers' by how little history they have "
+        "(a new or one-time customer is valued near a typical customer, not their first "
+        "order annualised). <b>Value at risk</b> = P(churn) × value if retained.",
         "<b>Expected net benefit</b> = P(churn) × value if retained × save rate − action cost. "
         "A customer is on a list only when that is positive; manual actions are capped per "
         "manager each week and the overflow goes to an automated action.",

@@ -40,6 +40,7 @@ from churnguard.engines import Engine, Scorer, get_engine
 from churnguard.errors import DataError, ModelError, RefusedTargetError, output_error
 from churnguard.explain import PHRASES, top_reasons
 from churnguard.io import (
+    AMOUNT_METADATA_KEY,
     check_replaceable,
     dumps_json,
     file_md5,
@@ -63,7 +64,13 @@ from churnguard.scorers import (
     scorer_digest,
     scorer_folder,
 )
-from churnguard.value import value_at_risk, value_if_retained
+from churnguard.value import (
+    amount_basis,
+    fit_value_prior,
+    value_at_risk,
+    value_if_retained,
+    value_summary,
+)
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +106,7 @@ RISK_LIST_SCHEMA: dict[str, str] = {
     "recency_days": "int",
     "usual_gap_days": "Int64",
     "expected_next_order_date": "str",
+    "days_overdue": "Int64",
     "change": "str",
     "p_churn": "float",
 }
@@ -118,8 +126,23 @@ MANAGER_COLUMNS = [
     "last_purchase_date",
     "usual_gap_days",
     "expected_next_order_date",
+    "days_overdue",
     "change",
 ]
+# what compare_with_previous reads from the previous list: a list written before a column
+# was added (days_overdue) still reads
+PREVIOUS_LIST_SCHEMA: dict[str, str] = {
+    c: RISK_LIST_SCHEMA[c]
+    for c in (
+        "customer_id",
+        "customer_name",
+        "account_manager",
+        "rank",
+        "risk_band",
+        "last_purchase_date",
+        "p_churn",
+    )
+}
 
 
 def _evaluation_dir(folder: Path) -> Path:
@@ -383,14 +406,19 @@ def params_digest(sp: ScoreParams, fp: FeaturesParams, rp: ReportParams) -> str:
 
 
 def score_frame(
-    snapshot: pd.DataFrame, model: ChurnModel | Scorer, sp: ScoreParams
+    snapshot: pd.DataFrame,
+    model: ChurnModel | Scorer,
+    sp: ScoreParams,
+    horizon_days: int = FeaturesParams().horizon_days,
 ) -> pd.DataFrame:
     """Pure core: snapshot → risk, value, action, benefit, rank and reasons per customer.
 
     Lapsed customers (``lapsed`` = 1) are their own risk band, ``lapsed``: the model is
     never trained on them (train drops them), so their p_churn and value_at_risk are NaN.
     They still get win-back actions (net benefit with P = 1, see :mod:`churnguard.actions`)
-    and, instead of model drivers, their recency as the reason.
+    and, instead of model drivers, their recency as the reason. Value if retained is
+    shrunk toward this population (:mod:`churnguard.value`; the fitted prior is in
+    ``attrs["value_prior"]``), retained meaning a purchase within ``horizon_days``.
     """
     if snapshot.empty:
         raise DataError("empty population: no customer has a purchase on or before the as-of date")
@@ -398,7 +426,10 @@ def score_frame(
     scored = snapshot.copy()
     lapsed = scored["lapsed"].astype(bool).to_numpy()
     scored["p_churn"] = np.where(lapsed, np.nan, np.round(model.predict(scored), 6))
-    scored["value_if_retained"] = value_if_retained(scored, sp.value_horizon_days)
+    prior = fit_value_prior(scored)
+    scored["value_if_retained"] = value_if_retained(
+        scored, sp.value_horizon_days, horizon_days, prior
+    )
     scored["value_at_risk"] = value_at_risk(scored["p_churn"], scored["value_if_retained"])
     scored["risk_band"] = risk_band(scored["p_churn"], sp.risk_bands, scored["lapsed"])
     scored["value_tier"] = value_tier(scored["value_if_retained"], sp.value_tiers)
@@ -421,6 +452,7 @@ def score_frame(
                 PHRASES["recency"](r) for r in rows.itertuples(index=False)
             ]
         scored.loc[explained, "explained"] = True
+    scored.attrs["value_prior"] = prior
     return scored
 
 
@@ -467,7 +499,7 @@ def _previous_list(
         return None, None, None
     path = root / best.isoformat() / RISK_LIST_FILE
     try:
-        prev = read_excel_csv(path, RISK_LIST_SCHEMA)
+        prev = read_excel_csv(path, PREVIOUS_LIST_SCHEMA)
         if not prev["customer_id"].is_unique:
             raise MalformedCsvError(path, "customer_id is not unique")
     except MalformedCsvError as exc:
@@ -546,7 +578,12 @@ def _present(scored: pd.DataFrame) -> pd.DataFrame:
     gap = scored["gap_mean_days"].round(0)
     out["usual_gap_days"] = gap.astype("Int64")
     nxt = last + pd.to_timedelta(gap, unit="D")
-    out["expected_next_order_date"] = nxt.dt.strftime("%Y-%m-%d").fillna("")
+    # a past date says nothing to act on: how many days overdue instead (0 = not yet due)
+    overdue = (scored["recency_days"] - gap).clip(lower=0).astype("Int64")
+    not_yet_due = (overdue == 0).fillna(False).astype(bool)
+    out["expected_next_order_date"] = nxt.dt.strftime("%Y-%m-%d").where(not_yet_due, "")
+    out["expected_next_order_date"] = out["expected_next_order_date"].fillna("")
+    out["days_overdue"] = overdue
     out["change"] = scored["change"]
     out["p_churn"] = scored["p_churn"]
     return out[RISK_LIST_COLUMNS]
@@ -741,7 +778,7 @@ def _score_locked(
             loaded.evaluation, loaded.scorer, loaded.selection, sp.warn_below_roc_auc
         )
         snap, scoring_model = runner.score_snapshot(tx, as_of, fp.lost_after_days, loaded)
-        scored = score_frame(snap, scoring_model, sp)
+        scored = score_frame(snap, scoring_model, sp, fp.horizon_days)
         drift, drift_warnings = data_drift(snap, loaded.drift_reference, sp.drift_psi_threshold)
         health, health_warnings = list_warnings(scored, loaded, sp, as_of)
         prev_as_of, prev, prev_error = (
@@ -764,6 +801,13 @@ def _score_locked(
                 "data_freshness": freshness,
                 "model_quality": {**quality, **health},
                 "drift": drift,
+                "value": value_summary(
+                    scored,
+                    scored.attrs["value_prior"],
+                    sp.value_horizon_days,
+                    fp.horizon_days,
+                    amount_basis(_parquet_metadata(tx), AMOUNT_METADATA_KEY),
+                ),
                 "warnings": [
                     *quality_warnings,
                     *freshness["warnings"],
@@ -810,6 +854,16 @@ def _score_locked(
         out_dir,
     )
     return {**summary, "status": "written", "output_dir": str(out_dir)}
+
+
+def _parquet_metadata(path: Path) -> dict[bytes, bytes] | None:
+    """Key-value metadata of a Parquet file (what ingest records about its amounts)."""
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_schema(path).metadata
+    except (OSError, ValueError):  # a folder of parts (Spark) or an unreadable footer
+        return None
 
 
 _FUTURE_LINES_SQL = (
