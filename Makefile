@@ -9,7 +9,7 @@ export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 export MPLBACKEND := Agg
 
-.PHONY: install install-dev install-bench messages run test lint bench-generate bench-features bench-score bench-cdnow bench-spark bench-uplift clean
+.PHONY: install install-dev install-bench messages run test lint bench-generate bench-features bench-score bench-cdnow bench-spark bench-uplift bench-value clean
 
 # message catalogues (docs/i18n.md): the .po files are the source, each .mo is compiled
 # from its .po by the install and never committed
@@ -76,6 +76,9 @@ bench-score: install
 
 bench-cdnow: install-bench
 	$(BIN)/python benchmarks/cdnow.py
+
+bench-value: install
+	$(BIN)/python benchmarks/value.py
 
 bench-spark: install-dev
 	$(BIN)/python benchmarks/spark.py

@@ -161,7 +161,8 @@ class SourceParams(_Section):
             raise ValueError(
                 f"unknown canonical column(s) {unknown}; allowed: {list(CANONICAL_COLUMNS)}"
             )
-        missing = [c for c in REQUIRED_COLUMNS if c not in v]
+        # amount may be left out when ingest.default_amount is set (IngestParams checks it)
+        missing = [c for c in REQUIRED_COLUMNS if c not in v and c != "amount"]
         if missing:
             raise ValueError(f"required canonical column(s) {missing} have no source column")
         return v
@@ -176,6 +177,109 @@ class SourceParams(_Section):
         return self
 
 
+_RULE_NAME = re.compile(r"[a-z0-9_]+")
+
+
+class ExcludeRule(_Section):
+    """One ``ingest.exclude`` rule: rows whose ``column`` matches are left out of the clean
+    data (kept in quarantine as ``excluded_by_rule:<name>``). Exactly one kind of condition:
+    ``equals``, ``in``, ``not_in`` (text, blanks trimmed; a blank cell is ""), or
+    ``below`` / ``above`` (numbers or dates; either or both)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    name: str
+    column: str  # a column of the source file, mapped or not
+    equals: str | None = None
+    in_: list[str] | None = Field(default=None, alias="in")
+    not_in: list[str] | None = None
+    below: float | dt.date | None = None
+    above: float | dt.date | None = None
+    ignore_case: bool = False
+
+    @field_validator("equals", mode="before")
+    @classmethod
+    def _text(cls, v: Any) -> Any:
+        return v if v is None or isinstance(v, str) else str(v)
+
+    @field_validator("in_", "not_in", mode="before")
+    @classmethod
+    def _texts(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            return [x if isinstance(x, str) else str(x) for x in v]
+        return v
+
+    @field_validator("below", "above", mode="before")
+    @classmethod
+    def _bound(cls, v: Any) -> Any:
+        # a date written as text in YAML ("2024-01-01") is a date, not a failed number
+        if isinstance(v, str):
+            try:
+                return dt.date.fromisoformat(v.strip())
+            except ValueError:
+                raise ValueError(f"{v!r} is neither a number nor an ISO date") from None
+        return v
+
+    @model_validator(mode="after")
+    def _one_condition(self) -> ExcludeRule:
+        if not _RULE_NAME.fullmatch(self.name):
+            raise ValueError(
+                f"rule name {self.name!r} must be lower-case letters, digits and _ (it becomes "
+                "the quarantine reason excluded_by_rule:<name>)"
+            )
+        kinds = [
+            k
+            for k, given in (
+                ("equals", self.equals is not None),
+                ("in", self.in_ is not None),
+                ("not_in", self.not_in is not None),
+                ("below/above", self.below is not None or self.above is not None),
+            )
+            if given
+        ]
+        if len(kinds) != 1:
+            raise ValueError(
+                f"rule {self.name!r} needs exactly one condition: equals, in, not_in, or "
+                f"below/above (given: {', '.join(kinds) or 'none'})"
+            )
+        bounds = [b for b in (self.below, self.above) if b is not None]
+        if len({isinstance(b, dt.date) for b in bounds}) > 1:
+            raise ValueError(f"rule {self.name!r}: below and above must both be numbers or dates")
+        if len(bounds) == 2 and self.above < self.below:  # type: ignore[operator]
+            raise ValueError(
+                f"rule {self.name!r}: above ({self.above}) is below below ({self.below})"
+            )
+        return self
+
+    def condition(self) -> str:
+        """The condition as people write it (messages and docs)."""
+        if self.equals is not None:
+            return f"= {self.equals!r}"
+        if self.in_ is not None:
+            return f"in {self.in_}"
+        if self.not_in is not None:
+            return f"not in {self.not_in}"
+        parts = []
+        if self.below is not None:
+            parts.append(f"below {self.below}")
+        if self.above is not None:
+            parts.append(f"above {self.above}")
+        return " or ".join(parts)
+
+
+class AmountRange(_Section):
+    """Amounts outside [min, max] are quarantined (``amount_out_of_range``)."""
+
+    min: float = -1e12
+    max: float = 1e12
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AmountRange:
+        if not self.min < self.max:
+            raise ValueError(f"min ({self.min}) must be below max ({self.max})")
+        return self
+
+
 class IngestParams(_Section):
     source: SourceParams = SourceParams()
     as_of: dt.date | None = None
@@ -183,6 +287,40 @@ class IngestParams(_Section):
     max_quarantine_share: Annotated[float, Field(ge=0, le=1)] = 0.05
     default_account_manager: str = "Unassigned"
     output_dir: str = "data/interim"
+    # rows to leave out (cancelled orders, test customers, ...): kept in quarantine, counted
+    exclude: list[ExcludeRule] = Field(default_factory=list)
+    # an amount outside this range is quarantined (amount_out_of_range)
+    amount_range: AmountRange = AmountRange()
+    # files without money: every line counts this amount (ingest.source.columns.amount unset)
+    default_amount: Annotated[float, Field(gt=0)] | None = None
+    # customer names, managers, regions longer than this are cut; longer ids are quarantined
+    max_text_length: Annotated[int, Field(ge=8, le=100_000)] = 200
+
+    @field_validator("exclude")
+    @classmethod
+    def _unique_rules(cls, v: list[ExcludeRule]) -> list[ExcludeRule]:
+        names = [r.name for r in v]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"exclude rule names must be unique; repeated: {dup}")
+        return v
+
+    @model_validator(mode="after")
+    def _amount_source(self) -> IngestParams:
+        mapped = "amount" in self.source.columns
+        if mapped and self.default_amount is not None:
+            raise ValueError(
+                "set either ingest.source.columns.amount (a money column) or "
+                "ingest.default_amount (no money column), not both"
+            )
+        if not mapped and self.default_amount is None:
+            raise ValueError(
+                "required canonical column(s) ['amount'] have no source column: map "
+                "ingest.source.columns.amount, or, for a file without amounts, set "
+                "ingest.default_amount (every line then counts that amount; lists say the "
+                "value is not money)"
+            )
+        return self
 
 
 class FeaturesParams(_Section):
@@ -237,6 +375,9 @@ class EvaluateParams(_Section):
     """Metrics, slices and plots on the test cutoff (model and baselines side by side)."""
 
     model_dir: str = "models"
+    # canonical transactions for the value backtest (what customers spent after the test
+    # cutoff); null skips the check
+    transactions: str | None = None
     list_sizes: list[Annotated[int, Field(ge=1)]] = Field(
         default_factory=lambda: [50, 100, 250, 500]
     )

@@ -13,6 +13,7 @@ customer is tied with thousands of others.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -30,11 +31,22 @@ from sklearn.metrics import (
 )
 
 from churnguard.baselines import CANDIDATES, MODEL
-from churnguard.config import EvaluateParams
+from churnguard.config import EvaluateParams, FeaturesParams
 from churnguard.errors import ConfigError, DataError
 from churnguard.gate import choose_scorer
 from churnguard.io import atomic_path, write_json_atomic, write_text_atomic
-from churnguard.value import value_if_retained
+from churnguard.value import (
+    METHOD as VALUE_METHOD,
+)
+from churnguard.value import (
+    METHOD_LABEL as VALUE_METHOD_LABEL,
+)
+from churnguard.value import (
+    fit_value_prior,
+    own_rate_value,
+    value_backtest,
+    value_if_retained,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +63,12 @@ REQUIRED_COLUMNS = (
     "tenure_days",
     "recency_days",
     "monetary_total",
+    "purchase_days",
 )
 TEST_SPLIT = "test"
+REALISED = "realised_spend"  # net spend in the label window (run_evaluate adds it)
+VALUE_PLOT = "value_calibration"  # the value backtest's decile table (plots/value_calibration.csv)
+VALUE_BASELINE = "own_rate"  # the previous value estimate, shown beside the current one
 EPS = 1e-6
 DECIMALS = 6
 FLOAT_FORMAT = "%.6f"
@@ -488,6 +504,12 @@ def plot_specs(scorers: Sequence[str] = PREFERRED_ORDER) -> list[PlotSpec]:
             "Retention profit by list size (test cutoff)", "Customers contacted (top-k by risk)",
             "Profit (value saved − contact cost)",
         ),
+        PlotSpec(
+            "Value backtest", f"{VALUE_PLOT}.csv", "decile",
+            ("perfect", f"ratio_{VALUE_METHOD}", f"ratio_{VALUE_BASELINE}"),
+            "Value if retained: predicted ÷ realised spend of retained customers (test cutoff)",
+            "Predicted-value decile (1 = lowest)", "Predicted ÷ realised (1 = right)",
+        ),
     ]  # fmt: skip
 
 
@@ -537,8 +559,47 @@ def _check_predictions(frame: pd.DataFrame) -> list[str]:
     return scorers
 
 
-def evaluate_predictions(frame: pd.DataFrame, params: EvaluateParams) -> Evaluation:
-    """Metrics and plot tables for every ``p_*`` scorer on the ``test`` rows (no I/O)."""
+def value_check(
+    test: pd.DataFrame, horizon_days: int, prior: Any
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """The value backtest on the test cutoff: value if retained over the label window
+    against what each customer retained in it (``churned`` = 0) really spent
+    (``realised_spend``), for the current estimate and the previous one (own spend rate).
+    Without ``realised_spend`` it says why it was not checked."""
+    columns = ["decile", "perfect"]
+    for name in (VALUE_METHOD, VALUE_BASELINE):
+        columns += [f"ratio_{name}", f"predicted_{name}", f"realised_{name}", f"customers_{name}"]
+    if REALISED not in test.columns:
+        return {
+            "checked": False,
+            "reason": "evaluate.transactions is not set: no realised spend to compare with",
+        }, pd.DataFrame(columns=columns)
+    retained = test["churned"].to_numpy() == 0
+    realised = test[REALISED].to_numpy(dtype=float)
+    predicted = {
+        VALUE_METHOD: value_if_retained(test, horizon_days, horizon_days, prior),
+        VALUE_BASELINE: own_rate_value(test, horizon_days),
+    }
+    out: dict[str, Any] = {"checked": True, "window_days": horizon_days}
+    table = pd.DataFrame({"decile": np.arange(1, 11), "perfect": 1.0})
+    for name, values in predicted.items():
+        summary, deciles = value_backtest(values, realised, retained, test["customer_id"])
+        out[name] = summary
+        d = deciles.set_index("decile")
+        table[f"ratio_{name}"] = table["decile"].map(d["ratio"]).astype(float)
+        table[f"predicted_{name}"] = table["decile"].map(d["predicted_mean"]).astype(float)
+        table[f"realised_{name}"] = table["decile"].map(d["realised_mean"]).astype(float)
+        table[f"customers_{name}"] = table["decile"].map(d["customers"]).astype("Int64")
+    return out, table[columns]
+
+
+def evaluate_predictions(
+    frame: pd.DataFrame, params: EvaluateParams, horizon_days: int | None = None
+) -> Evaluation:
+    """Metrics and plot tables for every ``p_*`` scorer on the ``test`` rows (no I/O).
+
+    ``horizon_days`` is the label horizon the model was trained for (value if retained is
+    conditioned on a purchase within it; default ``features.horizon_days``'s default)."""
     scorers = _check_predictions(frame)
     test = frame.loc[frame["split"].astype(str) == TEST_SPLIT]
     if test.empty:
@@ -555,8 +616,11 @@ def evaluate_predictions(frame: pd.DataFrame, params: EvaluateParams) -> Evaluat
         if not np.isfinite(p).all() or p.min() < 0 or p.max() > 1:
             raise DataError(f"column '{PREFIX + s}' must hold probabilities in [0, 1], no gaps")
         scores[s] = p
-    value = value_if_retained(test, params.value_horizon_days).to_numpy(dtype=float)
-    value = np.nan_to_num(value, nan=0.0)
+    horizon = horizon_days or FeaturesParams().horizon_days
+    prior = fit_value_prior(test)
+    value = value_if_retained(test, params.value_horizon_days, horizon, prior)
+    value = np.nan_to_num(value.to_numpy(dtype=float), nan=0.0)
+    backtest, value_table = value_check(test, horizon, prior)
     cost, rate, bins = params.contact_cost, params.save_rate, params.calibration_bins
 
     per_scorer: dict[str, Any] = {}
@@ -589,6 +653,14 @@ def evaluate_predictions(frame: pd.DataFrame, params: EvaluateParams) -> Evaluat
         },
         "calibration": calibration,
         "choice": _choice(y, scores, params),
+        "value": {
+            "method": VALUE_METHOD,
+            "description": VALUE_METHOD_LABEL,
+            "value_horizon_days": params.value_horizon_days,
+            "churn_horizon_days": horizon,
+            "prior": prior.to_dict(),
+        },
+        "value_backtest": backtest,
     }
     tables = {
         "roc": roc_table(y, scores),
@@ -596,6 +668,7 @@ def evaluate_predictions(frame: pd.DataFrame, params: EvaluateParams) -> Evaluat
         "calibration": calibration_table(y, scores, bins),
         "gain": gain_table(y, scores),
         "profit": profit_table(y, scores, value, cost, rate),
+        VALUE_PLOT: value_table,
     }
     return Evaluation(metrics=_clean(metrics), tables=tables, scorers=tuple(scorers))
 
@@ -633,6 +706,7 @@ def headline(metrics: Mapping[str, Any]) -> dict[str, Any]:
         }
 
     lo, hi = (choice.get("lead_ci") or [None, None])[:2]
+    backtest = metrics.get("value_backtest") or {}
     return {
         "primary_metric": choice.get("primary_metric"),
         "chosen": choice.get("scorer"),
@@ -643,6 +717,8 @@ def headline(metrics: Mapping[str, Any]) -> dict[str, Any]:
         "best_baseline": row(choice.get("best_baseline")),
         "decision": _short_decision(choice),
         "test_cutoff": metrics.get("test_cutoff"),
+        # value if retained over the label window ÷ what retained customers really spent
+        "value_total_ratio": (backtest.get(VALUE_METHOD) or {}).get("total_ratio"),
     }
 
 
@@ -726,6 +802,63 @@ def write_pngs(
     return written
 
 
+def _trained_horizon(model_dir: Path) -> int | None:
+    """The label horizon in the model's metadata.json (None when it cannot be read)."""
+    try:
+        meta = json.loads((model_dir / "metadata.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    horizon = meta.get("horizon_days") if isinstance(meta, dict) else None
+    return horizon if isinstance(horizon, int) and not isinstance(horizon, bool) else None
+
+
+_REALISED_SQL = """
+select
+    cast(p.cutoff_date as date) as cutoff_date,
+    p.customer_id,
+    coalesce(sum(t.amount), 0) as realised_spend
+from wanted as p
+left join read_parquet($transactions) as t
+    on t.customer_id = p.customer_id
+    and cast(t.ts as date) > cast(p.cutoff_date as date)
+    and cast(t.ts as date) <= cast(p.cutoff_date as date) + to_days(cast($horizon as integer))
+group by all
+"""
+
+
+def _with_realised_spend(
+    frame: pd.DataFrame, transactions: Path, horizon: int | None
+) -> pd.DataFrame:
+    """``frame`` plus ``realised_spend``: each customer's net spend in (cutoff, cutoff +
+    horizon], read from the canonical transactions."""
+    import duckdb
+
+    if not transactions.exists():
+        raise DataError(
+            f"{transactions} not found (evaluate.transactions: the canonical transactions the "
+            "value backtest reads; run `churnguard ingest`, or set it to null to skip the check)"
+        )
+    wanted = frame[["cutoff_date", "customer_id"]].drop_duplicates()
+    con = duckdb.connect()
+    try:
+        con.register("wanted", wanted)
+        spent = con.execute(
+            _REALISED_SQL,
+            {
+                "transactions": str(transactions),
+                "horizon": horizon or FeaturesParams().horizon_days,
+            },
+        ).df()
+    finally:
+        con.close()
+    spent["cutoff_date"] = pd.to_datetime(spent["cutoff_date"])
+    keyed = frame.assign(cutoff_date=pd.to_datetime(frame["cutoff_date"]))
+    out = keyed.merge(spent, on=["cutoff_date", "customer_id"], how="left", validate="many_to_one")
+    out["cutoff_date"] = frame["cutoff_date"].to_numpy()
+    out[REALISED] = out[REALISED].fillna(0.0).round(4)
+    return out
+
+
 def run_evaluate(params: EvaluateParams) -> dict[str, Any]:
     """Read predictions, write metrics.json, plot CSVs and PNGs; return the metrics."""
     folder = eval_dir(params.model_dir)
@@ -733,12 +866,28 @@ def run_evaluate(params: EvaluateParams) -> dict[str, Any]:
     if not source.exists():
         raise DataError(f"{source} not found; run the train stage first (it writes predictions)")
     frame = pd.read_parquet(source)
-    result = evaluate_predictions(frame, params)
+    horizon = _trained_horizon(Path(params.model_dir))
+    if params.transactions is not None:
+        frame = _with_realised_spend(frame, Path(params.transactions), horizon)
+    result = evaluate_predictions(frame, params, horizon)
     write_json_atomic(folder / METRICS_FILE, result.metrics)
     write_json_atomic(folder / HEADLINE_FILE, headline(result.metrics))
     for name, table in result.tables.items():
         write_text_atomic(folder / "plots" / f"{name}.csv", table_to_csv(table))
     write_pngs(result.tables, result.scorers, folder / "png")
+    backtest = result.metrics.get("value_backtest") or {}
+    if backtest.get("checked"):
+        mine, before = backtest[VALUE_METHOD], backtest[VALUE_BASELINE]
+        log.info(
+            "value backtest (%s days after the test cutoff, %s retained customers): predicted "
+            "%s vs realised %s (ratio %s; the previous own-rate estimate: %s)",
+            backtest["window_days"],
+            f"{mine['customers_retained']:,}",
+            f"{mine['predicted_total']:,.0f}",
+            f"{mine['realised_total']:,.0f}",
+            mine["total_ratio"],
+            before["total_ratio"],
+        )
     log.info(
         "evaluated %d scorer(s) on %d test customers (cutoff %s) → %s",
         len(result.scorers),

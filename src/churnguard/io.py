@@ -88,9 +88,19 @@ def write_text_atomic(target: str | Path, text: str, encoding: str = "utf-8") ->
     write_bytes_atomic(target, text.encode(encoding))
 
 
+# Parquet key-value metadata of transactions.parquet: where its amounts came from (ingest
+# writes it; score reads it to say when value is not money)
+AMOUNT_METADATA_KEY = "churnguard.amount"
+
+
 def dumps_json(obj: Any) -> str:
-    """Deterministic JSON (sorted keys, fixed indent, trailing newline)."""
-    return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n"
+    """Deterministic, strict JSON (sorted keys, fixed indent, trailing newline). NaN and
+    infinities are refused (ValueError): strict parsers reject them, and DVC metrics and
+    the scheduler's ``--json`` are read by such parsers."""
+    return (
+        json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, default=str, allow_nan=False)
+        + "\n"
+    )
 
 
 def write_json_atomic(target: str | Path, obj: Any) -> None:

@@ -116,7 +116,20 @@ def header_view(ctx: dict[str, Any]) -> dict[str, Any]:
             )
     drift = summary.get("drift") or {}
     top = drift["top"][0] if drift.get("measured") and drift.get("top") else None
+    v = summary.get("value") or {}
+    value = (
+        {
+            "at_risk": v.get("value_at_risk_total"),
+            "days": v.get("value_horizon_days"),
+            "revenue": v.get("revenue_trailing_12m"),
+            "not_money": v.get("money") is False,
+            "note": v.get("note"),
+        }
+        if v
+        else None
+    )
     return {
+        "value": value,
         "as_of": ctx.get("as_of"),
         "model": ctx.get("model"),
         "horizon_days": ctx.get("horizon_days"),

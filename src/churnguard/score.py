@@ -49,6 +49,7 @@ from churnguard.errors import DataError, ModelError, RefusedTargetError, output_
 from churnguard.explain import phrase, top_reasons
 from churnguard.i18n import left_list_action, manager_languages, reader, unmatched_managers
 from churnguard.io import (
+    AMOUNT_METADATA_KEY,
     check_replaceable,
     dumps_json,
     file_md5,
@@ -74,7 +75,13 @@ from churnguard.scorers import (
     scorer_digest,
     scorer_folder,
 )
-from churnguard.value import value_at_risk, value_if_retained
+from churnguard.value import (
+    amount_basis,
+    fit_value_prior,
+    value_at_risk,
+    value_if_retained,
+    value_summary,
+)
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +118,7 @@ RISK_LIST_SCHEMA: dict[str, str] = {
     "recency_days": "int",
     "usual_gap_days": "Int64",
     "expected_next_order_date": "str",
+    "days_overdue": "Int64",
     "change": "str",
     "p_churn": "float",
     "scored_by": "str",
@@ -150,6 +158,7 @@ MANAGER_COLUMNS = [
     "last_purchase_date",
     "usual_gap_days",
     "expected_next_order_date",
+    "days_overdue",
     "change",
     "scored_by",
 ]
@@ -431,6 +440,7 @@ def score_frame(
     model: ChurnModel | Scorer,
     sp: ScoreParams,
     rp: ReportParams | None = None,
+    horizon_days: int = FeaturesParams().horizon_days,
     *,
     as_of: dt.date | None = None,
     holdover: pd.Series | None = None,
@@ -447,7 +457,9 @@ def score_frame(
     Lapsed customers (``lapsed`` = 1) are their own risk band, ``lapsed``: the model is
     never trained on them (train drops them), so their p_churn and value_at_risk are NaN.
     They still get win-back actions (net benefit with P = 1, see :mod:`churnguard.actions`)
-    and, instead of model drivers, their recency as the reason.
+    and, instead of model drivers, their recency as the reason. Value if retained is
+    shrunk toward this population (:mod:`churnguard.value`; the fitted prior is in
+    ``attrs["value_prior"]``), retained meaning a purchase within ``horizon_days``.
     """
     if snapshot.empty:
         raise DataError("empty population: no customer has a purchase on or before the as-of date")
@@ -455,7 +467,10 @@ def score_frame(
     scored = snapshot.copy()
     lapsed = scored["lapsed"].astype(bool).to_numpy()
     scored["p_churn"] = np.where(lapsed, np.nan, np.round(model.predict(scored), 6))
-    scored["value_if_retained"] = value_if_retained(scored, sp.value_horizon_days)
+    prior = fit_value_prior(scored)
+    scored["value_if_retained"] = value_if_retained(
+        scored, sp.value_horizon_days, horizon_days, prior
+    )
     scored["value_at_risk"] = value_at_risk(scored["p_churn"], scored["value_if_retained"])
     scored["risk_band"] = risk_band(scored["p_churn"], sp.risk_bands, scored["lapsed"])
     scored["value_tier"] = value_tier(scored["value_if_retained"], sp.value_tiers)
@@ -490,6 +505,7 @@ def score_frame(
         scored.loc[explained, "explained"] = True
     same = speaks == rp.language
     scored.loc[same, "manager_reasons"] = scored.loc[same, "reasons"]
+    scored.attrs["value_prior"] = prior
     return scored
 
 
@@ -652,7 +668,12 @@ def _present(scored: pd.DataFrame) -> pd.DataFrame:
     gap = scored["gap_mean_days"].round(0)
     out["usual_gap_days"] = gap.astype("Int64")
     nxt = last + pd.to_timedelta(gap, unit="D")
-    out["expected_next_order_date"] = nxt.dt.strftime("%Y-%m-%d").fillna("")
+    # a past date says nothing to act on: how many days overdue instead (0 = not yet due)
+    overdue = (scored["recency_days"] - gap).clip(lower=0).astype("Int64")
+    not_yet_due = (overdue == 0).fillna(False).astype(bool)
+    out["expected_next_order_date"] = nxt.dt.strftime("%Y-%m-%d").where(not_yet_due, "")
+    out["expected_next_order_date"] = out["expected_next_order_date"].fillna("")
+    out["days_overdue"] = overdue
     out["change"] = scored["change"]
     out["p_churn"] = scored["p_churn"]
     out["scored_by"] = scored["scored_by"] if "scored_by" in scored.columns else ""
@@ -897,6 +918,7 @@ def _score_locked(
             scoring_model,
             sp,
             rp,
+            fp.horizon_days,
             as_of=as_of,
             holdover=None if holdover is None else holdover.set_index("customer_id")["arm"],
         )
@@ -961,6 +983,13 @@ def _score_locked(
                         .items()
                     },
                 },
+                "value": value_summary(
+                    scored,
+                    scored.attrs["value_prior"],
+                    sp.value_horizon_days,
+                    fp.horizon_days,
+                    amount_basis(_parquet_metadata(tx), AMOUNT_METADATA_KEY),
+                ),
                 "warnings": [
                     *quality_warnings,
                     *freshness["warnings"],
@@ -1022,6 +1051,16 @@ def _score_locked(
         out_dir,
     )
     return {**summary, "status": "written", "output_dir": str(out_dir)}
+
+
+def _parquet_metadata(path: Path) -> dict[bytes, bytes] | None:
+    """Key-value metadata of a Parquet file (what ingest records about its amounts)."""
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_schema(path).metadata
+    except (OSError, ValueError):  # a folder of parts (Spark) or an unreadable footer
+        return None
 
 
 _FUTURE_LINES_SQL = (

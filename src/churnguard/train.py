@@ -51,6 +51,7 @@ KEEP_COLUMNS = [
     "tenure_days",
     "recency_days",
     "monetary_total",
+    "purchase_days",  # value if retained (evaluate)
 ]
 
 

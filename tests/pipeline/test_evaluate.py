@@ -262,6 +262,7 @@ def write_predictions(model_dir: Path, n: int = 600, seed: int = 9) -> None:
                     "tenure_days": tenure,
                     "recency_days": recency,
                     "monetary_total": rng.gamma(2.0, 150.0, n).round(2),
+                    "purchase_days": 1 + rng.poisson(tenure / 60),
                     "p_model": p_model,
                     "p_model_raw": np.clip(p_model * 1.2, 0, 1),
                     "p_recency_rule": np.where(recency > 180, 0.45, 0.25),
@@ -345,7 +346,7 @@ RANKING_PLOTS = ("ROC", "Precision-recall", "Cumulative gain", "Lift", "Profit")
 
 def test_ranking_plots_leave_out_the_uncalibrated_duplicate() -> None:
     specs = {spec.id: spec for spec in E.plot_specs()}
-    assert set(specs) == {*RANKING_PLOTS, "Calibration"}
+    assert set(specs) == {*RANKING_PLOTS, "Calibration", "Value backtest"}
     for plot_id in RANKING_PLOTS:
         ys = specs[plot_id].y
         assert not any(y.endswith("_model_raw") for y in ys), plot_id
@@ -397,3 +398,69 @@ def test_run_evaluate_names_what_is_missing(tmp_path: Path) -> None:
     frame = pd.DataFrame({"split": ["test"], "churned": [1], "p_model": [0.5]})
     with pytest.raises(DataError, match="rfm_segment"):
         E.evaluate_predictions(frame, EvaluateParams())
+
+
+# --------------------------------------------------------------------------- value backtest
+
+
+def test_without_transactions_the_value_check_says_why(tmp_path: Path) -> None:
+    model_dir = tmp_path / "models"
+    write_predictions(model_dir)
+    metrics = E.run_evaluate(EvaluateParams(model_dir=str(model_dir)))
+    assert metrics["value_backtest"] == {
+        "checked": False,
+        "reason": "evaluate.transactions is not set: no realised spend to compare with",
+    }
+    header = (model_dir / "eval" / "plots" / "value_calibration.csv").read_text().splitlines()
+    assert header[0].startswith("decile,perfect,ratio_nbd_shrunk") and len(header) == 1
+    assert E.headline(metrics)["value_total_ratio"] is None
+
+
+def test_value_check_compares_predicted_with_realised_spend_of_retained_customers() -> None:
+    test = pd.DataFrame(
+        {
+            "customer_id": [f"c{i}" for i in range(40)],
+            "churned": [0] * 30 + [1] * 10,
+            "monetary_total": [200.0] * 40,
+            "tenure_days": [400] * 40,
+            "purchase_days": [5] * 40,
+        }
+    )
+    from churnguard.value import fit_value_prior, value_if_retained
+
+    prior = fit_value_prior(test)
+    exact = value_if_retained(test, 90, 90, prior)
+    test["realised_spend"] = np.where(test["churned"] == 0, exact * 2, 0.0)
+    out, table = E.value_check(test, 90, prior)
+    mine = out["nbd_shrunk"]
+    assert out["checked"] and out["window_days"] == 90
+    assert mine["customers_retained"] == 30 and mine["total_ratio"] == pytest.approx(0.5)
+    assert mine["realised_total"] == pytest.approx(round(2 * exact[:30].sum(), 2))
+    assert out["own_rate"]["predicted_total"] == pytest.approx(30 * 200 / 400 * 90)
+    assert table["ratio_nbd_shrunk"].dropna().round(3).eq(0.5).all()
+
+
+def test_value_backtest_on_the_real_pipeline(pipeline, tmp_path: Path) -> None:
+    """Value if retained over the label window against what the test cutoff's retained
+    customers really spent in it: within 20% in total, and better than the own spend rate."""
+    import shutil
+
+    model_dir = tmp_path / "models"
+    (model_dir / "eval").mkdir(parents=True)
+    src = Path(pipeline.train.model_dir)
+    shutil.copy(src / "eval" / "predictions.parquet", model_dir / "eval")
+    shutil.copy(src / "metadata.json", model_dir)
+    params = EvaluateParams(model_dir=str(model_dir), transactions=str(pipeline.transactions))
+    metrics = E.run_evaluate(params)
+    check = metrics["value_backtest"]
+    assert check["checked"] and check["window_days"] == pipeline.features.horizon_days
+    mine, before = check["nbd_shrunk"], check["own_rate"]
+    assert mine["customers_retained"] == round(metrics["n_test"] * (1 - metrics["base_rate"]))
+    assert 0.8 <= mine["total_ratio"] <= 1.2, mine
+    assert mine["mean_abs_log_ratio"] < before["mean_abs_log_ratio"]
+    assert len(mine["deciles"]) == 10
+    assert E.headline(metrics)["value_total_ratio"] == mine["total_ratio"]
+    table = pd.read_csv(model_dir / "eval" / "plots" / "value_calibration.csv")
+    assert table["decile"].tolist() == list(range(1, 11))
+    assert table["customers_nbd_shrunk"].sum() == mine["customers_retained"]
+    assert metrics["value"]["churn_horizon_days"] == pipeline.features.horizon_days

@@ -109,6 +109,7 @@ def assert_reconciles(out: Path, n_rows: int) -> None:
     assert rows == list(range(1, n_rows + 1))
     assert report["rows_in"] == n_rows == report["rows_clean"] + report["rows_quarantined"]
     assert report["rows_quarantined"] == sum(report["reasons"].values())
+    assert report["rows_quarantined"] == report["rows_excluded"] + report["rows_rejected"]
     assert report["reconciles"] is True
 
 
@@ -153,7 +154,7 @@ def test_clean_file_round_trip_keeps_values_types_and_order(tmp_path: Path, engi
 
     quarantine = pq.read_table(tmp_path / "out" / QUARANTINE_FILE)
     assert quarantine.num_rows == 0
-    assert quarantine.column_names == ["source_row", "reason", "detail", *HEADER]
+    assert quarantine.column_names == ["source_row", "reason", "detail", *HEADER, "raw_line"]
 
     assert report["rows_in"] == 4 and report["rows_clean"] == 4
     assert report["customers"] == 3
@@ -249,37 +250,44 @@ def test_every_declared_rule_fires_and_is_reported(tmp_path: Path, engine) -> No
         _bad(quantity="two"),
         _bad(ts="2024-07-01"),
         GOOD[0],
+        _bad(order_id="o9", region="test"),
+        _bad(order_id="o10", customer_id="C\u202e1"),
+        _bad(order_id="o11", amount="1e308"),
     ]
     src = write_csv(tmp_path / "tx.csv", rows)
-    report = run_ingest(ingest_params(src, tmp_path / "out", as_of=dt.date(2024, 6, 30)), engine)
-    seen = {q["reason"] for q in outputs(tmp_path / "out")[1]}
-    assert list(report["reasons"]) == list(ingest.REASONS)
-
-    ws = tmp_path / "cd.txt"
-    ws.write_text("\n".join([*CDNOW_LINES[:2], " 00009 19970101  1"]) + "\n")
-    source = {
-        "delimiter": "whitespace",
-        "date_format": "%Y%m%d",
-        "columns": {"customer_id": "customer_id", "ts": "date", "amount": "dollar_value"},
-    }
-    run_ingest(ingest_params(ws, tmp_path / "ws", source), engine)
-    seen |= {q["reason"] for q in outputs(tmp_path / "ws")[1]}
+    with open(src, "ab") as fh:  # malformed lines: too few fields, a broken quote, bad bytes
+        fh.write(b'12,o12,2024-01-05\n13,o13,2024-01-05,1,1,Sara,"Ann" B,north\n')
+        fh.write(b"14,o14,2024-01-05,1,1,Sara,J\xe9r\xf4me,north\n")
+    exclude = [{"name": "test_rows", "column": "region", "equals": "test"}]
+    params = ingest_params(src, tmp_path / "out", as_of=dt.date(2024, 6, 30), exclude=exclude)
+    report = run_ingest(params, engine)
+    seen = {q["reason"].partition(":")[0] for q in outputs(tmp_path / "out")[1]}
+    assert list(report["reasons"]) == ingest.report_reasons(params)
+    assert [r.partition(":")[0] for r in report["reasons"]] == list(ingest.REASONS)
+    assert report["reader"] == "record by record"
     assert seen == set(ingest.REASONS)
+    assert_reconciles(tmp_path / "out", 13)
 
 
 def test_rules_are_declared_once_in_the_validation_sql() -> None:
     sql = ingest._sql(ingest.INGEST_VALIDATE_SQL)
     code = Path(ingest.__file__).read_text(encoding="utf-8")
-    assert len(ingest.REASONS) == 7
+    assert len(ingest.REASONS) == 12
+    assert [r.reason for r in ingest.RULES if r.per_item] == [ingest.EXCLUDED]
     for rule in ingest.RULES:
-        assert sql.count(f"reason := '{rule.reason}'") == 1
-        assert rule.doc
+        declared = f"reason := '{rule.reason}{':' if rule.per_item else ''}'"
+        assert sql.count(declared) == 1
+        assert rule.doc and "Fix:" not in rule.doc
         assert not re.search(rf"\b{rule.reason}\b", code), (
             f"{rule.reason} is listed in ingest.py too"
         )
-        assert f"`{rule.reason}`" in ingest.describe_rules()
+        assert f"`{rule.reason}" in ingest.describe_rules()
+    assert {r.reason for r in ingest.RULES if r.fix} >= {"exact_duplicate", "wrong_field_count"}
+    assert "ingest.drop_exact_duplicates" in next(
+        r.fix for r in ingest.RULES if r.reason == "exact_duplicate"
+    )
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    assert all(f"`{r}`" in readme for r in ingest.REASONS), "README.md's reason list is stale"
+    assert all(f"`{r}" in readme for r in ingest.REASONS), "README.md's reason list is stale"
 
 
 def test_a_rule_without_its_doc_comment_is_refused() -> None:
@@ -303,7 +311,8 @@ def test_sql_programs_are_plain_sql_with_bound_parameters() -> None:
     used: set[str] = set()
     for program in programs:
         sql = ingest._sql(program)
-        assert "{" not in sql and "}" not in sql, program
+        code = re.sub(r"\\x\{[0-9A-F]+\}", "", sql)  # RE2's \x{202E} escapes are no format fields
+        assert "{" not in code and "}" not in code, program
         assert not re.search(r"%\(\w+\)s", sql), program
         used |= ingest.sql_parameters(sql)
     assert used == set(values)
@@ -330,7 +339,7 @@ def test_quoted_fields_with_delimiter_quotes_and_newline(tmp_path: Path, engine)
     src = write_csv(tmp_path / "tx.csv", rows)
     run_ingest(ingest_params(src, tmp_path / "out"), engine)
     (row,) = outputs(tmp_path / "out")[0]
-    assert row["customer_name"] == 'Doe, Jane "JD"\nsecond line'
+    assert row["customer_name"] == 'Doe, Jane "JD" second line'  # a line break is a space
     assert row["region"] == "a,b"
 
 
@@ -478,14 +487,6 @@ def test_missing_optional_column_is_named_too(tmp_path: Path, engine) -> None:
     assert "ingest.source.columns.customer_id" not in str(err.value)
 
 
-def test_malformed_csv_row_names_the_line(tmp_path: Path, engine) -> None:
-    src = tmp_path / "ragged.csv"
-    src.write_text("customer_id,ts,amount\n1,2024-01-01,3\n2,2024-01-01\n", encoding="utf-8")
-    cols = {"customer_id": "customer_id", "ts": "ts", "amount": "amount"}
-    with pytest.raises(DataError, match=r"Line: 3.*ingest\.source\.delimiter"):
-        run_ingest(ingest_params(src, tmp_path / "out", {"columns": cols}), engine)
-
-
 def test_invalid_date_format_is_a_config_error(tmp_path: Path, engine) -> None:
     src = write_csv(tmp_path / "tx.csv", GOOD)
     with pytest.raises(ConfigError, match=r"ingest\.source\.date_format"):
@@ -591,3 +592,379 @@ def test_without_an_as_of_date_lines_dated_after_the_run_date_are_quarantined(
     assert report["as_of"] == "run date" and report["reasons"]["date_after_as_of"] == 2
     assert len(clean) == 1 and {q["reason"] for q in quarantine} == {"date_after_as_of"}
     assert any("2099-01-01" in q["detail"] for q in quarantine)
+
+
+# --------------------------------------------------------------------------- ingest.exclude
+
+
+STATUS_HEADER = ["order_id", "customer_id", "ts", "amount", "status"]
+STATUS_COLUMNS = {
+    "order_id": "order_id",
+    "customer_id": "customer_id",
+    "ts": "ts",
+    "amount": "amount",
+}
+STATUS_ROWS = [
+    ["o1", "A", "2024-01-05", "10", "Completed"],
+    ["o2", "A", "2024-02-05", "20", "Cancelled"],
+    ["o3", "B", "2024-03-05", "30", "cancelled "],
+    ["o4", "B", "2024-04-05", "40", "Returned"],
+    ["o5", "C", "2024-05-05", "50", ""],
+    ["o6", "C", "2024-06-05", "60", "Completed"],
+]
+
+
+def status_run(tmp_path: Path, engine, exclude: list[dict[str, Any]], **kw: Any):
+    src = write_csv(tmp_path / "sales.csv", kw.pop("rows", STATUS_ROWS), STATUS_HEADER)
+    params = ingest_params(
+        src, tmp_path / "out", {"columns": STATUS_COLUMNS}, exclude=exclude, **kw
+    )
+    report = run_ingest(params, engine)
+    clean, quarantine, _ = outputs(tmp_path / "out")
+    return report, sorted(r["order_id"] for r in clean), quarantine
+
+
+@pytest.mark.parametrize(
+    ("rule", "kept"),
+    [
+        ({"in": ["Cancelled", "Returned"]}, ["o1", "o3", "o5", "o6"]),
+        ({"in": ["Cancelled", "Returned"], "ignore_case": True}, ["o1", "o5", "o6"]),
+        ({"equals": "Completed"}, ["o2", "o3", "o4", "o5"]),
+        ({"not_in": ["Completed"]}, ["o1", "o6"]),
+        ({"equals": ""}, ["o1", "o2", "o3", "o4", "o6"]),
+    ],
+    ids=[
+        "status in a list is excluded, exactly as written (blanks trimmed)",
+        "ignore_case also excludes 'cancelled'",
+        "equals excludes one value",
+        "not_in keeps only the listed values (a blank status is not among them)",
+        "equals '' excludes rows with a blank value",
+    ],
+)
+def test_exclude_rule_keeps_excluded_rows_in_quarantine_with_their_rule(
+    tmp_path: Path, engine, rule: dict[str, Any], kept: list[str]
+) -> None:
+    report, clean, quarantine = status_run(
+        tmp_path, engine, [{"name": "not_sales", "column": "status", **rule}]
+    )
+    excluded = sorted(q["order_id"] for q in quarantine)
+    assert clean == kept and sorted(clean + excluded) == [f"o{i}" for i in range(1, 7)]
+    assert {q["reason"] for q in quarantine} <= {"excluded_by_rule:not_sales"}
+    assert all("ingest.exclude rule 'not_sales'" in q["detail"] for q in quarantine)
+    assert report["reasons"]["excluded_by_rule:not_sales"] == len(excluded)
+    assert report["rows_excluded"] == len(excluded) and report["rows_rejected"] == 0
+    assert_reconciles(tmp_path / "out", 6)
+
+
+def test_exclude_ranges_on_numbers_and_dates_and_first_rule_wins(tmp_path: Path, engine) -> None:
+    rules = [
+        {"name": "before_go_live", "column": "ts", "below": "2024-02-01"},
+        {"name": "odd_amounts", "column": "amount", "below": 15, "above": 45},
+        {"name": "cancelled", "column": "status", "in": ["Cancelled"]},
+    ]
+    report, clean, quarantine = status_run(tmp_path, engine, rules)
+    assert clean == ["o3", "o4"]
+    assert {q["order_id"]: q["reason"] for q in quarantine} == {
+        "o1": "excluded_by_rule:before_go_live",  # also below 15: the first rule wins
+        "o2": "excluded_by_rule:cancelled",
+        "o5": "excluded_by_rule:odd_amounts",
+        "o6": "excluded_by_rule:odd_amounts",
+    }
+    assert list(report["reasons"])[3:6] == [f"excluded_by_rule:{r['name']}" for r in rules]
+    assert report["reasons"]["excluded_by_rule:before_go_live"] == 1
+
+
+def test_excluded_rows_do_not_count_against_the_quarantine_limit(tmp_path: Path, engine) -> None:
+    """A third of the lines cancelled must not stop the run (max_quarantine_share 5%)."""
+    rows = [[f"o{i}", f"C{i % 7}", "2024-03-01", "5", "Cancelled" if i % 3 else "Done"]
+            for i in range(60)]  # fmt: skip
+    rows.append(["o99", "C1", "soon", "5", "Done"])  # one rejected row: 1 of 21 kept is 4.8%
+    report, clean, _ = status_run(
+        tmp_path, engine, [{"name": "cancelled", "column": "status", "equals": "Cancelled"}],
+        rows=rows, max_quarantine_share=0.05,
+    )  # fmt: skip
+    assert report["rows_excluded"] == 40 and report["rows_rejected"] == 1
+    assert report["rejected_share"] == pytest.approx(1 / 21, abs=1e-6)
+    assert len(clean) == 20
+
+
+def test_a_kept_row_is_not_a_duplicate_of_an_excluded_one(tmp_path: Path, engine) -> None:
+    rows = [["o1", "A", "2024-01-05", "10", "Cancelled"], ["o1", "A", "2024-01-05", "10", "Done"]]
+    _, clean, quarantine = status_run(
+        tmp_path, engine, [{"name": "cancelled", "column": "status", "equals": "Cancelled"}],
+        rows=rows,
+    )  # fmt: skip
+    assert clean == ["o1"] and [q["reason"] for q in quarantine] == ["excluded_by_rule:cancelled"]
+
+
+def test_exclude_rule_on_a_missing_column_names_the_key(tmp_path: Path, engine) -> None:
+    with pytest.raises(DataError) as err:
+        status_run(tmp_path, engine, [{"name": "x", "column": "state", "equals": "Cancelled"}])
+    assert "ingest.exclude[0].column" in str(err.value) and "'status'" in str(err.value)
+
+
+def test_excluding_every_row_is_refused_naming_the_rules(tmp_path: Path, engine) -> None:
+    with pytest.raises(DataError, match=r"all 6 rows .* excluded by ingest\.exclude"):
+        status_run(tmp_path, engine, [{"name": "everything", "column": "amount", "above": 1}])
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        ({"name": "x", "column": "s"}, "exactly one condition"),
+        ({"name": "x", "column": "s", "equals": "a", "in": ["b"]}, "exactly one condition"),
+        ({"name": "Bad Name", "column": "s", "equals": "a"}, "lower-case"),
+        (
+            {"name": "x", "column": "s", "below": 5, "above": "2024-01-01"},
+            "both be numbers or dates",
+        ),
+        ({"name": "x", "column": "s", "below": "soon"}, "neither a number nor an ISO date"),
+    ],
+    ids=[
+        "a rule without a condition",
+        "a rule with two conditions",
+        "a rule name that cannot be a reason code",
+        "a range mixing a number and a date",
+        "a bound that is neither number nor date",
+    ],
+)
+def test_bad_exclude_rules_are_config_errors(rule: dict[str, Any], message: str) -> None:
+    from churnguard.config import parse_params
+
+    with pytest.raises(ConfigError, match=message):
+        parse_params({"ingest": {"exclude": [rule]}})
+
+
+# --------------------------------------------------------------------------- malformed lines
+
+
+def write_lines(path: Path, lines: list[bytes]) -> Path:
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+HEADER_LINE = ",".join(HEADER).encode()
+OK_LINE = b"007,o%d,2024-01-05,10.50,1,Sara,Ann,north"
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason", "said"),
+    [
+        (b"007,o9,2024-01-05", "wrong_field_count", "line 3 has 3 fields, expected 8"),
+        (b"007,o9,2024-01-05,1,1,Sara,Ann,north,extra", "wrong_field_count", "has 9 fields"),
+        (b'007,o9,2024-01-05,1,1,Sara,"Ann" B,north', "broken_quoting", "line 3:"),
+        (b'007,o9,2024-01-05,1,1,Sara,"Ann,north', "broken_quoting", "runs over 4 more line"),
+        (b"007,o9,2024-01-05,1,1,Sara,J\xe9r\xf4me,north", "undecodable_bytes", "line 3:"),
+    ],
+    ids=[
+        "a ragged line (too few fields)",
+        "a too-long line (too many fields)",
+        "text after a closing quote",
+        "an unterminated quote does not swallow the lines after it",
+        "bytes that are not UTF-8",
+    ],
+)
+def test_a_malformed_line_is_quarantined_alone_and_the_rest_kept(
+    tmp_path: Path, engine, bad: bytes, reason: str, said: str
+) -> None:
+    lines = [HEADER_LINE, OK_LINE % 1, bad, OK_LINE % 3, b"", OK_LINE % 4, OK_LINE % 5]
+    src = write_lines(tmp_path / "tx.csv", lines)
+    report = run_ingest(ingest_params(src, tmp_path / "out", as_of=dt.date(2024, 6, 30)), engine)
+    clean, quarantine, _ = outputs(tmp_path / "out")
+    assert [r["order_id"] for r in clean] == ["o1", "o3", "o4", "o5"]
+    assert [r["source_row"] for r in clean] == [1, 3, 4, 5]  # the blank line is no row
+    (q,) = quarantine
+    assert (q["source_row"], q["reason"]) == (2, reason)
+    assert said in q["detail"]
+    assert q["raw_line"].encode("utf-8", "backslashreplace").startswith(b"007,o9,")
+    assert q["customer_id"] is None  # fields of a malformed line are not guessed
+    assert report["reader"] == "record by record" and report["reasons"][reason] == 1
+    assert_reconciles(tmp_path / "out", 5)
+
+
+def test_quoted_line_breaks_still_make_one_record_when_read_record_by_record(
+    tmp_path: Path, engine
+) -> None:
+    lines = [HEADER_LINE, b'007,o1,2024-01-05,1,1,Sara,"Ann\nSecond",north', b"007,o2,2024-01-05"]
+    src = write_lines(tmp_path / "tx.csv", lines)
+    run_ingest(ingest_params(src, tmp_path / "out"), engine)
+    clean, quarantine, _ = outputs(tmp_path / "out")
+    assert [(r["order_id"], r["customer_name"]) for r in clean] == [("o1", "Ann Second")]
+    assert [(q["source_row"], q["detail"]) for q in quarantine] == [
+        (2, "line 4 has 3 fields, expected 8")
+    ]
+
+
+def test_a_file_malformed_as_a_whole_fails_naming_the_settings(tmp_path: Path, engine) -> None:
+    src = write_lines(tmp_path / "tx.csv", [b"customer_id;ts;amount", b"1;2024-01-01;3"])
+    cols = {"customer_id": "customer_id", "ts": "ts", "amount": "amount"}
+    with pytest.raises(DataError) as err:  # ';' file read with ',': the header is one column
+        run_ingest(ingest_params(src, tmp_path / "out", {"columns": cols}), engine)
+    assert "ingest.source.delimiter" in str(err.value)
+    many = [HEADER_LINE] + [b'007,o%d,2024-01-05,"1,1,Sara,Ann,north' % i for i in range(5)]
+    src = write_lines(tmp_path / "quotes.csv", many)
+    with pytest.raises(DataError, match=r"no line parses.*ingest\.source\.quote"):
+        run_ingest(ingest_params(src, tmp_path / "out2"), engine)
+    assert not (tmp_path / "out2" / TRANSACTIONS_FILE).exists()
+
+
+def test_too_many_malformed_lines_fail_with_a_hint_on_the_reader_settings(
+    tmp_path: Path, engine
+) -> None:
+    lines = [HEADER_LINE] + [OK_LINE % i for i in range(8)] + [b"007,o9,2024-01-05"] * 2
+    src = write_lines(tmp_path / "tx.csv", lines)
+    with pytest.raises(DataError) as err:
+        run_ingest(ingest_params(src, tmp_path / "out", max_quarantine_share=0.05), engine)
+    assert "wrong_field_count 2" in str(err.value)
+    assert "check ingest.source.delimiter and ingest.source.quote" in str(err.value)
+
+
+def test_whitespace_file_with_undecodable_bytes_keeps_the_other_lines(
+    tmp_path: Path, engine
+) -> None:
+    src = tmp_path / "cd.txt"
+    src.write_bytes(
+        "\n".join(CDNOW_LINES[:3]).encode() + b"\n 0000\xff 19970101 1 1.00\n"
+        + "\n".join(CDNOW_LINES[3:]).encode() + b"\n"
+    )  # fmt: skip
+    source = {
+        "delimiter": "whitespace",
+        "date_format": "%Y%m%d",
+        "columns": {"customer_id": "customer_id", "ts": "date", "amount": "dollar_value"},
+    }
+    run_ingest(ingest_params(src, tmp_path / "out", source), engine)
+    clean, quarantine, _ = outputs(tmp_path / "out")
+    assert len(clean) == 5
+    assert [(q["source_row"], q["reason"]) for q in quarantine] == [(3, "undecodable_bytes")]
+    assert_reconciles(tmp_path / "out", 6)
+
+
+# --------------------------------------------------------------------------- amounts
+
+
+def test_absurd_amounts_are_quarantined_and_the_report_stays_strict_json(
+    tmp_path: Path, engine
+) -> None:
+    rows = [GOOD[0], _bad(order_id="o8", amount="1e308"), _bad(order_id="o9", amount="-1e308")]
+    src = write_csv(tmp_path / "tx.csv", rows)
+    report = run_ingest(ingest_params(src, tmp_path / "out"), engine)
+    text = (tmp_path / "out" / REPORT_FILE).read_text(encoding="utf-8")
+    assert json.loads(text, parse_constant=_refuse_constant) == report
+    assert report["reasons"]["amount_out_of_range"] == 2
+    assert report["amount_total_clean"] == 10.5
+    assert {q["detail"] for q in outputs(tmp_path / "out")[1]} == {
+        f"amount (source column \"amount\"): '{x}' is outside ingest.amount_range [-1e+12, 1e+12]"
+        for x in ("1e308", "-1e308")
+    }
+
+
+def _refuse_constant(token: str) -> None:
+    raise AssertionError(f"not strict JSON: {token}")
+
+
+def test_amount_range_is_configurable(tmp_path: Path, engine) -> None:
+    rows = [GOOD[0], _bad(order_id="o8", amount="5000"), _bad(order_id="o9", amount="-20")]
+    src = write_csv(tmp_path / "tx.csv", rows)
+    report = run_ingest(
+        ingest_params(src, tmp_path / "out", amount_range={"min": -10, "max": 1000}), engine
+    )
+    assert report["reasons"]["amount_out_of_range"] == 2 and report["rows_clean"] == 1
+
+
+# --------------------------------------------------------------------------- text hygiene
+
+
+def test_names_lose_invisible_characters_and_are_cut_at_the_limit(tmp_path: Path, engine) -> None:
+    rows = [
+        _bad(order_id="o1", customer_name="\u202eAli Brown\u202c"),
+        _bad(order_id="o2", customer_name="A\x00li\u200b Brown", account_manager="Sa\u2066ra"),
+        _bad(order_id="o3", customer_name="می\u200cخواهم", region="no\nth"),
+        _bad(order_id="o4", customer_name="X" * 100_000),
+    ]
+    src = write_csv(tmp_path / "tx.csv", rows)
+    report = run_ingest(ingest_params(src, tmp_path / "out"), engine)
+    clean = {r["order_id"]: r for r in outputs(tmp_path / "out")[0]}
+    assert clean["o1"]["customer_name"] == "Ali Brown"
+    assert clean["o2"]["customer_name"] == "Ali Brown" and clean["o2"]["account_manager"] == "Sara"
+    assert clean["o3"]["customer_name"] == "می\u200cخواهم"  # ZWNJ belongs to Persian spelling
+    assert clean["o3"]["region"] == "no th"
+    assert clean["o4"]["customer_name"] == "X" * 199 + "…"
+    assert report["text_cleaned"] == {
+        "customer_name": {"invisible_removed": 2, "truncated": 1},
+        "account_manager": {"invisible_removed": 1, "truncated": 0},
+        "region": {"invisible_removed": 1, "truncated": 0},
+    }
+
+
+@pytest.mark.parametrize(
+    ("customer_id", "said"),
+    [("C\u202e123", "bidirectional"), ("C\x00123", "control"), ("C" * 201, "201 characters")],
+    ids=["an id with a right-to-left override", "an id with a NUL", "an id over the length cap"],
+)
+def test_an_id_that_cannot_be_shown_safely_is_quarantined_not_altered(
+    tmp_path: Path, engine, customer_id: str, said: str
+) -> None:
+    src = write_csv(tmp_path / "tx.csv", [GOOD[0], _bad(order_id="o9", customer_id=customer_id)])
+    run_ingest(ingest_params(src, tmp_path / "out"), engine)
+    clean, quarantine, _ = outputs(tmp_path / "out")
+    assert [r["customer_id"] for r in clean] == ["007"]
+    assert [q["reason"] for q in quarantine] == ["invalid_customer_id"]
+    assert said in quarantine[0]["detail"] and quarantine[0]["customer_id"] == customer_id
+
+
+# --------------------------------------------------------------------------- no money
+
+
+def test_a_file_without_amounts_runs_with_a_default_amount(tmp_path: Path, engine) -> None:
+    src = write_csv(
+        tmp_path / "visits.csv",
+        [["2024-01-05", "A"], ["2024-01-05", "A"], ["2024-02-01", "B"]],
+        ["date", "id"],
+    )
+    source = {"columns": {"customer_id": "id", "ts": "date"}}
+    report = run_ingest(
+        ingest_params(src, tmp_path / "out", source, default_amount=1.0,
+                      drop_exact_duplicates=False),
+        engine,
+    )  # fmt: skip
+    clean = outputs(tmp_path / "out")[0]
+    assert [r["amount"] for r in clean] == [1.0, 1.0, 1.0]
+    assert report["amount_source"] == "default_amount" and report["default_amount"] == 1.0
+    meta = pq.read_schema(tmp_path / "out" / TRANSACTIONS_FILE).metadata
+    assert json.loads(meta[ingest.AMOUNT_METADATA_KEY.encode()]) == {
+        "source": "default_amount",
+        "default_amount": 1.0,
+    }
+
+
+def test_same_day_repeats_without_an_order_id_get_a_hint_naming_drop_exact_duplicates(
+    tmp_path: Path, engine
+) -> None:
+    rows = [["2024-01-05", "A"]] * 3 + [["2024-02-01", "B"]] * 2 + [["2024-02-02", "C"]]
+    src = write_csv(tmp_path / "visits.csv", rows, ["date", "id"])
+    source = {"columns": {"customer_id": "id", "ts": "date"}}
+    with pytest.raises(DataError) as err:
+        run_ingest(
+            ingest_params(src, tmp_path / "out", source, default_amount=1.0,
+                          max_quarantine_share=0.05),
+            engine,
+        )  # fmt: skip
+    msg = str(err.value)
+    assert "exact_duplicate 3" in msg and "ingest.drop_exact_duplicates: false" in msg
+
+
+@pytest.mark.parametrize(
+    ("ingest_section", "message"),
+    [
+        ({"source": {"columns": {"customer_id": "id", "ts": "date"}}}, "ingest.default_amount"),
+        ({"default_amount": 1.0}, "not both"),
+    ],
+    ids=["no amount column and no default amount", "an amount column and a default amount"],
+)
+def test_amount_source_must_be_one_of_column_or_default(
+    ingest_section: dict[str, Any], message: str
+) -> None:
+    from churnguard.config import parse_params
+
+    with pytest.raises(ConfigError, match=message):
+        parse_params({"ingest": ingest_section})

@@ -9,9 +9,37 @@ create or replace temp macro cg_clean(x) as
         ''
     );
 
--- A raw value as quarantine messages show it: quoted, at most 80 characters, or "empty".
+-- Text as people should see it (names, managers, regions): characters that break lines
+-- (tab, CR, LF, VT, FF, NEL, U+2028/2029) become a space; other C0/C1 control characters,
+-- the bidirectional controls (U+061C, U+200E/200F, U+202A-202E, U+2066-2069) and invisible
+-- formatting characters (zero-width space U+200B, word joiner and invisible operators
+-- U+2060-2064, BOM U+FEFF, interlinear annotation U+FFF9-FFFB, tag characters
+-- U+E0000-E007F) are removed. ZWNJ and ZWJ (U+200C/200D) stay: Persian and Arabic
+-- spelling needs them.
+create or replace temp macro cg_visible(x) as
+    regexp_replace(
+        regexp_replace(cast(x as varchar), '[\t\n\r\x0B\x0C\x{85}\x{2028}\x{2029}]', ' ', 'g'),
+        '[\x00-\x08\x0E-\x1F\x7F-\x{84}\x{86}-\x{9F}\x{61C}\x{200B}\x{200E}\x{200F}\x{202A}-\x{202E}\x{2060}-\x{2064}\x{2066}-\x{2069}\x{FEFF}\x{FFF9}-\x{FFFB}\x{E0000}-\x{E007F}]',
+        '',
+        'g'
+    );
+
+-- Whether text holds a character cg_visible would change or remove (an identifier holding
+-- one is quarantined: identifiers are never altered).
+create or replace temp macro cg_has_hidden(x) as
+    regexp_matches(
+        cast(x as varchar),
+        '[\x00-\x1F\x7F-\x{9F}\x{61C}\x{200B}\x{200E}\x{200F}\x{202A}-\x{202E}\x{2028}\x{2029}\x{2060}-\x{2064}\x{2066}-\x{2069}\x{FEFF}\x{FFF9}-\x{FFFB}\x{E0000}-\x{E007F}]'
+    );
+
+-- At most n characters: longer text keeps n - 1 of them and ends with "…".
+create or replace temp macro cg_cap(x, n) as
+    case when length(x) > n then left(x, n - 1) || '…' else x end;
+
+-- A raw value as quarantine messages show it: quoted, invisible characters removed, at
+-- most 80 characters, or "empty".
 create or replace temp macro cg_show(x) as
-    coalesce('''' || left(cast(x as varchar), 80) || '''', 'empty');
+    coalesce('''' || left(cg_visible(x), 80) || '''', 'empty');
 
 -- Number text in plain form: the thousands separator (NULL = none) removed, the decimal
 -- separator turned into a point.

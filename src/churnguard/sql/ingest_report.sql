@@ -12,7 +12,13 @@ checked_rows as (
         reason,
         customer_id_clean as customer_id,
         ts_value as ts,
-        round(amount_value, 4) as amount
+        round(amount_value, 4) as amount,
+        account_manager_invisible_removed,
+        account_manager_truncated,
+        customer_name_invisible_removed,
+        customer_name_truncated,
+        region_invisible_removed,
+        region_truncated
     from checked
 ),
 
@@ -30,7 +36,19 @@ summary as (
         count(distinct customer_id) filter (where reason is null) as customers,
         min(ts) filter (where reason is null) as ts_min,
         max(ts) filter (where reason is null) as ts_max,
-        fsum(amount order by source_row) filter (where reason is null) as amount_total_clean
+        fsum(amount order by source_row) filter (where reason is null) as amount_total_clean,
+        -- clean rows whose text lost invisible characters, and whose text was cut
+        count(*) filter (where reason is null and account_manager_invisible_removed)
+            as account_manager_invisible_removed,
+        count(*) filter (where reason is null and account_manager_truncated)
+            as account_manager_truncated,
+        count(*) filter (where reason is null and customer_name_invisible_removed)
+            as customer_name_invisible_removed,
+        count(*) filter (where reason is null and customer_name_truncated)
+            as customer_name_truncated,
+        count(*) filter (where reason is null and region_invisible_removed)
+            as region_invisible_removed,
+        count(*) filter (where reason is null and region_truncated) as region_truncated
     from checked_rows
 ),
 
