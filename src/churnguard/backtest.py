@@ -98,7 +98,11 @@ def plan_backtest_split(
     last = as_of - dt.timedelta(days=horizon_days)
     n = max(1, ((last - data_min).days - 1) // step_days + 1)
     fp = FeaturesParams(
-        as_of=as_of, horizon_days=horizon_days, cutoff_step_days=step_days, n_cutoffs=n
+        as_of=as_of,
+        horizon_days=horizon_days,
+        cutoff_step_days=step_days,
+        n_cutoffs=n,
+        horizon_mode="direct",
     )
     cutoffs = plan_cutoffs(data_min, as_of, fp)[1]
     split = plan_split(cutoffs, horizon_days, step_days)

@@ -27,6 +27,7 @@ PURE = (
     "stats",
     "btyd",
     "drift",
+    "horizon",
 )
 ALLOWED_INTERNAL = {*PURE, "config", "errors"}
 FORBIDDEN_EXTERNAL = (
