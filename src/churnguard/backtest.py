@@ -848,3 +848,50 @@ def _log_mlflow(result: Mapping[str, Any], output_dir: Path, experiment: str) ->
         for fname in (RESULTS_JSON, RESULTS_MD, RESULTS_PNG):
             mlflow.log_artifact(str(output_dir / fname))
         return str(run.info.run_id)
+
+
+def compare_variants(
+    runs: Mapping[str, Sequence[DateRun]],
+    reference: str,
+    resamples: int,
+    confidence: float = 0.95,
+    score: str = "model",
+) -> dict[str, Any]:
+    """Each variant's ``score`` against the ``reference`` variant's, paired on the same
+    customers and resamples at every date, then averaged over the dates.
+
+    ``runs[v][i]`` is variant v at date i (the same dates, customers and outcomes for every
+    variant). Returns, per variant: per-date metrics and, per metric, the mean difference
+    variant − reference made "higher is better" (Brier: reference − variant) with a paired
+    interval (resample r of every date, averaged over dates).
+    """
+    ref = runs[reference]
+    out: dict[str, Any] = {}
+    counts = [resample_counts(r.y.size, resamples, BOOTSTRAP_SEED) for r in ref]
+    ref_boot = [
+        {m: bootstrap_metric(m, r.scores[score], r.y, c) for m in METRICS}
+        for r, c in zip(ref, counts, strict=True)
+    ]
+    for name, variant in runs.items():
+        if len(variant) != len(ref):
+            raise ValueError(f"variant {name} has {len(variant)} dates, {reference} {len(ref)}")
+        per_date, diffs = [], {m: [] for m in METRICS}
+        for r, v, c, rb in zip(ref, variant, counts, ref_boot, strict=True):
+            if not (np.array_equal(r.customers, v.customers) and np.array_equal(r.y, v.y)):
+                raise ValueError(f"variant {name} scored other customers at {v.as_of}")
+            row = {"as_of": str(v.as_of), "window_days": v.window_days}
+            for m in METRICS:
+                row[m] = point_metric(m, v.scores[score], v.y)
+                sign = -1.0 if m == "brier" else 1.0
+                diffs[m].append(sign * (bootstrap_metric(m, v.scores[score], v.y, c) - rb[m]))
+                row[f"{m}_gain"] = sign * (row[m] - point_metric(m, r.scores[score], r.y))
+            per_date.append(row)
+        gains = {}
+        for m in METRICS:
+            mean = np.mean(np.vstack(diffs[m]), axis=0)
+            gains[m] = {
+                "mean_gain": float(np.mean([row[f"{m}_gain"] for row in per_date])),
+                "mean_gain_ci": list(percentile_ci(mean, confidence)),
+            }
+        out[name] = {"dates": per_date, "gain_vs_reference": gains}
+    return out

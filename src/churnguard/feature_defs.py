@@ -66,6 +66,21 @@ COLUMNS: tuple[Column, ...] = (
     Column("max_order_value", "feature", "Largest single order value."),
     Column("last_day_spend", "feature", "Gross purchase value on the last purchase day."),
     Column(
+        "units_total",
+        "feature",
+        "Units bought: sum of quantity on purchase lines (empty when the data has no quantity).",
+    ),
+    Column("units_per_order", "feature", "units_total / orders: the usual basket size."),
+    Column("avg_unit_price", "feature", "Gross purchase value / units_total."),
+    Column("max_order_units", "feature", "Most units in a single order."),
+    Column("last_day_units", "feature", "Units bought on the last purchase day."),
+    Column(
+        "first_day_spend",
+        "feature",
+        "Gross purchase value on the first purchase day (the same at every cutoff).",
+    ),
+    Column("first_day_units", "feature", "Units bought on the first purchase day."),
+    Column(
         "gap_mean_days",
         "feature",
         "Mean days between consecutive purchase days (empty for one-time buyers).",
@@ -106,6 +121,23 @@ COLUMNS: tuple[Column, ...] = (
         "Distinct product ids bought (0 when the data has no product column).",
     ),
     Column("one_time_buyer", "feature", "1 when the customer has exactly one purchase day."),
+    Column(
+        "purchase_days_per_30d",
+        "feature",
+        "Purchase days per 30 days of tenure (tenure floored at 30 days): frequency that means "
+        "the same at every cutoff.",
+    ),
+    Column(
+        "spend_per_30d",
+        "feature",
+        "Net spend per 30 days of tenure (tenure floored at 30 days).",
+    ),
+    Column(
+        "recency_to_tenure",
+        "feature",
+        "recency_days / tenure_days: the share of the customer's life spent silent (1 for "
+        "one-time buyers).",
+    ),
     Column(
         "r_score",
         "feature",
