@@ -80,6 +80,8 @@ def variants(base: Params) -> dict[str, Callable[[Params], Params]]:
     excluded = list(base.train.exclude_features)
     out: dict[str, Callable[[Params], Params]] = {"defaults": lambda p: p}
     out["calibration_on_validation_only"] = features(calibration_cutoffs=1)
+    if base.features.horizon_mode == "auto":
+        out["chained_horizon"] = features(horizon_mode="chained")
     for group, names in GROUPS.items():
         out[f"without_{group}"] = train(exclude_features=sorted({*excluded, *names}))
     out["without_ranks"] = train(exclude_features=sorted({*excluded, *RANKS}))
@@ -187,6 +189,7 @@ LABELS = {
     "defaults": "defaults (every feature, 4 calibration dates, refit)",
     "no_refit": "no refit (ship the evaluated fit: train.refit false)",
     "calibration_on_validation_only": "calibrate on the validation cutoff only (calibration_cutoffs 1)",
+    "chained_horizon": "chained horizon even where a direct model fits (horizon_mode chained)",
     "without_basket": "without the basket features (quantity)",
     "without_first_purchase": "without the first-purchase features",
     "without_tenure_rates": "without the tenure-normalised rates",

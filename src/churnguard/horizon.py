@@ -193,13 +193,15 @@ def plan_training(data_min: dt.date, data_max: dt.date, fp: FeaturesParams) -> P
             f"set features.as_of between {data_min} and {data_max}"
         )
     H = fp.horizon_days
-    if (as_of - data_min).days <= H:
-        raise DataError(
-            f"features.horizon_days must be below {(as_of - data_min).days} days (it is {H}): "
-            f"the data spans {data_min}..{as_of}, and every label window must end by the "
-            "as-of date after at least one day of history"
-        )
+    span = (as_of - data_min).days
     problem = _direct_problem(data_min, as_of, fp)
+    if span <= H:  # no direct label window fits at all
+        problem = (
+            f"features.horizon_days must be below {span} days for a direct model (it is {H}): "
+            f"the data spans {data_min}..{as_of}, and every label window must end by the "
+            "as-of date after at least one day of history. Set features.horizon_mode: chained "
+            "(or auto) to chain a shorter model over it"
+        )
     chain_ok = fp.base_horizon_days < H
     if fp.horizon_mode == "direct" or (fp.horizon_mode == "auto" and problem is None):
         if problem is not None:

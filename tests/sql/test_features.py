@@ -215,7 +215,7 @@ def test_too_few_cutoffs_for_a_direct_split_say_how_many_fit():
 
 
 def test_horizon_longer_than_data_is_refused():
-    p = FeaturesParams(horizon_days=400, n_cutoffs=1)
+    p = FeaturesParams(horizon_days=400, n_cutoffs=1, horizon_mode="direct")
     with pytest.raises(DataError, match="horizon_days must be below 213"):
         F.plan_cutoffs(D(2024, 6, 1), D(2024, 12, 31), p)
 
