@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from churnguard import backtest as B
+from churnguard import backtest_run as R
 from churnguard.config import Params, load_params
 from churnguard.io import write_json_atomic, write_text_atomic
 
@@ -137,7 +138,7 @@ def run(data: str, resamples: int, only: list[str] | None) -> dict[str, Any]:
             runs[name] = []
             for as_of, days in splits:
                 t1 = time.perf_counter()
-                r = B.evaluate_date(
+                r = R.evaluate_date(
                     p, tx, as_of, days, work / name, with_baselines=name == "defaults"
                 )
                 runs[name].append(r)

@@ -415,6 +415,7 @@ def backtest(
     """Evaluate the whole pipeline at past as-of dates against recency, RFM, logistic
     regression, BG/NBD and Pareto/NBD (paired-bootstrap intervals); JSON, Markdown, PNG."""
     from churnguard import backtest as backtest_mod
+    from churnguard import backtest_run
 
     p = _load(params, quiet, ("features", "train"))
     if as_of is not None and dates is not None:
@@ -429,7 +430,7 @@ def backtest(
     name = f"{chosen[0]}_{days}d" + ("" if len(chosen) == 1 else f"_{len(chosen)}dates")
     out = output_dir or Path(p.backtest.output_dir) / name
     result = _run(
-        backtest_mod.run_backtest,
+        backtest_run.run_backtest,
         p,
         chosen,
         days,
