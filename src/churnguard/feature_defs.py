@@ -322,7 +322,8 @@ def assemble_chain(plan: Plan, build: SnapshotBuilder) -> pd.DataFrame:
         label = build([origin], plan.target_horizon_days, plan.as_of)
         label = label.loc[label["lapsed"] == 0, ["customer_id", "churned"]]
         snap = snap.merge(label.rename(columns={"churned": "churned_target"}), on="customer_id")
-        snap.insert(0, "chain_step", snap["cutoff_date"].map({c: k for k, c in enumerate(steps)}))
+        step_of = {pd.Timestamp(c): k for k, c in enumerate(steps)}
+        snap.insert(0, "chain_step", pd.to_datetime(snap["cutoff_date"]).map(step_of))
         snap.insert(0, "chain_origin", origin)
         parts.append(snap)
     if not parts:
