@@ -194,6 +194,7 @@ class FeaturesParams(_Section):
     # before validation, each predicted by a model trained only on earlier labels);
     # 1 = the validation cutoff alone
     calibration_cutoffs: Annotated[int, Field(ge=1)] = 4
+    calibration_span_days: Annotated[int, Field(ge=1)] = 365  # ... spread over this many days
 
 
 class TrainParams(_Section):
@@ -226,6 +227,9 @@ class TrainParams(_Section):
     # after the evaluated fit, refit on every labelled cutoff with the selected rounds and
     # ship that (metadata.json records both fits; the gate judges the evaluated one)
     refit: bool = True
+    # chained horizons: calibrate the chained probability on realised outcomes at the
+    # calibration dates whose whole target window lies in the data
+    chain_calibration: bool = True
     # model features left out (ablations); names from feature_defs.MODEL_FEATURES
     exclude_features: list[str] = Field(default_factory=list)
     min_rows: Annotated[int, Field(ge=1)] = 200

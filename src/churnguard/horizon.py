@@ -258,7 +258,9 @@ def _finish(
     reason: str,
 ) -> Plan:
     train, valid, test = split_cutoffs(cutoffs, label)
-    dates = calibration_dates(cutoffs, label, valid, fp.calibration_cutoffs)
+    dates = calibration_dates(
+        cutoffs, label, valid, fp.calibration_cutoffs, fp.calibration_span_days
+    )
     origins = (
         [c for c in dates if c + dt.timedelta(days=target) <= as_of] if mode == "chained" else []
     )
@@ -268,9 +270,13 @@ def _finish(
 
 
 def calibration_dates(
-    cutoffs: Sequence[dt.date], label_horizon_days: int, valid: dt.date, k: int
+    cutoffs: Sequence[dt.date],
+    label_horizon_days: int,
+    valid: dt.date,
+    k: int,
+    span_days: int = CALIBRATION_SPAN_DAYS,
 ) -> list[dt.date]:
-    """Up to ``k`` cutoffs before ``valid`` (within a year of it) spread evenly over the
+    """Up to ``k`` cutoffs before ``valid`` (within ``span_days`` of it) spread evenly over the
     eligible ones: those with at least one earlier cutoff whose label window ends by them
     (so a model trained only on earlier labels can predict them). [] when k ≤ 1 or none
     is eligible: the calibrator then uses the validation cutoff."""
@@ -278,7 +284,7 @@ def calibration_dates(
         return []
     cuts = sorted(set(cutoffs))
     h = dt.timedelta(days=label_horizon_days)
-    start = valid - dt.timedelta(days=CALIBRATION_SPAN_DAYS)
+    start = valid - dt.timedelta(days=span_days)
     eligible = [c for c in cuts if start <= c < valid and any(o + h <= c for o in cuts if o < c)]
     if len(eligible) <= k:
         return eligible

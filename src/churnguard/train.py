@@ -215,7 +215,11 @@ def _default_plan(frame: pd.DataFrame, horizon_days: int, step_hint: int | None)
         valid_cutoff=split.valid_cutoff,
         test_cutoff=split.test_cutoff,
         calibration_dates=calibration_dates(
-            cutoffs, horizon_days, split.valid_cutoff, FeaturesParams().calibration_cutoffs
+            cutoffs,
+            horizon_days,
+            split.valid_cutoff,
+            FeaturesParams().calibration_cutoffs,
+            FeaturesParams().calibration_span_days,
         ),
         reason="no plan recorded: direct split of the labelled cutoffs",
     )
@@ -430,7 +434,9 @@ def train_model(
         cv_brier,
     )
     chain_cal, chain_info = None, {}
-    if plan.mode == "chained":
+    if plan.mode == "chained" and not p.chain_calibration:
+        chain_info = {"origins": [], "kind": None, "note": "train.chain_calibration is false"}
+    elif plan.mode == "chained":
         chain_cal, chain_info = fit_chain_calibrator(
             chain if chain is not None else pd.DataFrame(),
             fold_boosters,
