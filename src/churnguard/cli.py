@@ -392,6 +392,78 @@ def score(
         )
 
 
+@app.command()
+def backtest(
+    params: ParamsOpt = Path("params.yaml"),
+    as_of: Annotated[str | None, typer.Option(help="One past as-of date (YYYY-MM-DD).")] = None,
+    dates: Annotated[
+        str | None,
+        typer.Option(
+            help="Several as-of dates: D1,D2,... or a grid START..END/STEP (e.g. "
+            "1997-06-30..1997-12-31/30d; END included)."
+        ),
+    ] = None,
+    window: Annotated[
+        str | None,
+        typer.Option(
+            help="Target window after each date: 273d or 39w; default features.horizon_days."
+        ),
+    ] = None,
+    transactions: Annotated[
+        Path | None, typer.Option(help="Canonical transactions Parquet; default features.input.")
+    ] = None,
+    output_dir: Annotated[
+        Path | None,
+        typer.Option(help="Write here instead of <backtest.output_dir>/<first date>_<window>d/."),
+    ] = None,
+    no_btyd: Annotated[
+        bool, typer.Option("--no-btyd", help="Leave out the BG/NBD and Pareto/NBD baselines.")
+    ] = False,
+    resamples: Annotated[
+        int | None, typer.Option(help="Override backtest.resamples.", min=100)
+    ] = None,
+    no_mlflow: Annotated[
+        bool, typer.Option("--no-mlflow", help="Do not log the run to MLflow.")
+    ] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Evaluate the whole pipeline at past as-of dates against recency, RFM, logistic
+    regression, BG/NBD and Pareto/NBD (paired-bootstrap intervals); JSON, Markdown, PNG."""
+    from churnguard import backtest as backtest_mod
+    from churnguard import backtest_run
+
+    p = _load(params, quiet, ("features", "train"))
+    if as_of is not None and dates is not None:
+        _fail(ConfigError("give --as-of or --dates, not both"))
+    try:
+        days = backtest_mod.parse_window(window) if window else p.features.horizon_days
+        chosen = backtest_mod.parse_dates(dates if dates is not None else as_of or "")
+    except ValueError as exc:
+        _fail(ConfigError(f"{exc} (--as-of, --dates, --window)"))
+    if not chosen:
+        _fail(ConfigError("give --as-of DATE or --dates D1,D2 / START..END/STEP"))
+    name = f"{chosen[0]}_{days}d" + ("" if len(chosen) == 1 else f"_{len(chosen)}dates")
+    out = output_dir or Path(p.backtest.output_dir) / name
+    result = _run(
+        backtest_run.run_backtest,
+        p,
+        chosen,
+        days,
+        Path(out),
+        transactions=transactions,
+        btyd=False if no_btyd else None,
+        log_mlflow=not no_mlflow,
+        resamples=resamples,
+    )
+    for table in result["dates"]:
+        err_console.print(backtest_mod._console_line(table), highlight=False, markup=False)
+    err_console.print(
+        f"backtest: {out}/{backtest_mod.RESULTS_MD} (and .json, .png)",
+        highlight=False,
+        markup=False,
+    )
+
+
 @report_app.command("crr")
 def report_crr(
     params: ParamsOpt = Path("params.yaml"),

@@ -336,6 +336,18 @@ class FeaturesParams(_Section):
     # how many cutoffs one DuckDB query builds: all at once shares the work but holds every
     # cutoff's history; "auto" = max(1, 25M × engine.memory_limit in GB // transaction lines)
     cutoffs_per_query: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
+    # how the horizon is trained (churnguard.horizon): "direct" labels every cutoff with
+    # horizon_days; "chained" trains a base_horizon_days model on cutoffs every
+    # base_cutoff_step_days and chains it over horizon_days; "auto" = direct when the
+    # direct split fits the history, else chained
+    horizon_mode: Literal["auto", "direct", "chained"] = "auto"
+    base_horizon_days: Annotated[int, Field(ge=1)] = 21
+    base_cutoff_step_days: Annotated[int, Field(ge=1)] = 7
+    # out-of-time cutoffs the probability calibrator is fitted on (spread over the year
+    # before validation, each predicted by a model trained only on earlier labels);
+    # 1 = the validation cutoff alone
+    calibration_cutoffs: Annotated[int, Field(ge=1)] = 4
+    calibration_span_days: Annotated[int, Field(ge=1)] = 365  # ... spread over this many days
 
 
 class TrainParams(_Section):
@@ -365,6 +377,14 @@ class TrainParams(_Section):
     reg_lambda: Annotated[float, Field(ge=0)] = 1.0
     early_stopping_rounds: Annotated[int, Field(ge=1)] = 50
     calibration: Literal["auto", "isotonic", "sigmoid"] = "auto"
+    # after the evaluated fit, refit on every labelled cutoff with the selected rounds and
+    # ship that (metadata.json records both fits; the gate judges the evaluated one)
+    refit: bool = True
+    # chained horizons: calibrate the chained probability on realised outcomes at the
+    # calibration dates whose whole target window lies in the data
+    chain_calibration: bool = True
+    # model features left out (ablations); names from feature_defs.MODEL_FEATURES
+    exclude_features: list[str] = Field(default_factory=list)
     min_rows: Annotated[int, Field(ge=1)] = 200
     register_model: bool = True
     registered_model_name: str = "churnguard"
@@ -648,6 +668,17 @@ class OutcomesParams(_Section):
     confidence: Annotated[float, Field(gt=0.5, lt=1)] = 0.95  # two-sided interval level
 
 
+class BacktestParams(_Section):
+    """``churnguard backtest``: the whole pipeline at past as-of dates, against baselines."""
+
+    output_dir: str = "backtests"  # results go to <output_dir>/<name>/ (--output-dir overrides)
+    resamples: Annotated[int, Field(ge=100, le=100_000)] = 1000  # paired bootstrap of customers
+    confidence: Annotated[float, Field(gt=0.5, lt=1)] = 0.95
+    # BG/NBD and Pareto/NBD baselines (pymc-marketing, the `bench` extra; --no-btyd skips)
+    btyd: bool = True
+    experiment_name: str = "churnguard-backtest"  # the MLflow experiment of backtest runs
+
+
 class Params(_Section):
     """The whole of ``params.yaml``."""
 
@@ -660,6 +691,7 @@ class Params(_Section):
     score: ScoreParams = ScoreParams()
     report: ReportParams = ReportParams()
     outcomes: OutcomesParams = OutcomesParams()
+    backtest: BacktestParams = BacktestParams()
 
 
 def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:

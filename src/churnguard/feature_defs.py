@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -21,6 +22,7 @@ import pandas as pd
 
 from churnguard.config import FeaturesParams
 from churnguard.errors import DataError
+from churnguard.horizon import Plan, chain_cutoffs, plan_training
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,7 @@ FEATURES_SQL = "sql/features.sql"
 SNAPSHOTS_FILE = "snapshots.parquet"
 CURRENT_FILE = "current.parquet"
 CUTOFFS_FILE = "cutoffs.json"
+CHAIN_FILE = "chain.parquet"  # chained plans: snapshots that calibrate the chained horizon
 WINDOWS_DAYS = (30, 90, 180, 365)
 
 
@@ -62,6 +65,21 @@ COLUMNS: tuple[Column, ...] = (
     Column("avg_order_value", "feature", "Gross purchase value divided by orders."),
     Column("max_order_value", "feature", "Largest single order value."),
     Column("last_day_spend", "feature", "Gross purchase value on the last purchase day."),
+    Column(
+        "units_total",
+        "feature",
+        "Units bought: sum of quantity on purchase lines (empty when the data has no quantity).",
+    ),
+    Column("units_per_order", "feature", "units_total / orders: the usual basket size."),
+    Column("avg_unit_price", "feature", "Gross purchase value / units_total."),
+    Column("max_order_units", "feature", "Most units in a single order."),
+    Column("last_day_units", "feature", "Units bought on the last purchase day."),
+    Column(
+        "first_day_spend",
+        "feature",
+        "Gross purchase value on the first purchase day (the same at every cutoff).",
+    ),
+    Column("first_day_units", "feature", "Units bought on the first purchase day."),
     Column(
         "gap_mean_days",
         "feature",
@@ -103,6 +121,23 @@ COLUMNS: tuple[Column, ...] = (
         "Distinct product ids bought (0 when the data has no product column).",
     ),
     Column("one_time_buyer", "feature", "1 when the customer has exactly one purchase day."),
+    Column(
+        "purchase_days_per_30d",
+        "feature",
+        "Purchase days per 30 days of tenure (tenure floored at 30 days): frequency that means "
+        "the same at every cutoff.",
+    ),
+    Column(
+        "spend_per_30d",
+        "feature",
+        "Net spend per 30 days of tenure (tenure floored at 30 days).",
+    ),
+    Column(
+        "recency_to_tenure",
+        "feature",
+        "recency_days / tenure_days: the share of the customer's life spent silent (1 for "
+        "one-time buyers).",
+    ),
     Column(
         "r_score",
         "feature",
@@ -182,42 +217,17 @@ def describe_markdown(params: FeaturesParams | None = None) -> str:
 def plan_cutoffs(
     data_min: dt.date, data_max: dt.date, params: FeaturesParams
 ) -> tuple[dt.date, list[dt.date]]:
-    """Return (as_of, labelled cutoffs oldest first) or raise :class:`DataError` saying what fits.
+    """Return (as_of, labelled cutoffs oldest first) of the training plan
+    (:func:`churnguard.horizon.plan_training`), or raise :class:`DataError` saying what fits.
 
-    The latest labelled cutoff is ``as_of − horizon_days`` so its whole label window lies
-    inside the data; earlier ones step back by ``cutoff_step_days``. Each cutoff must have
-    at least one day of history before it.
+    Direct: the latest labelled cutoff is ``as_of − horizon_days`` so its whole label
+    window lies inside the data; earlier ones step back by ``cutoff_step_days``. Chained:
+    the base horizon's grid. Each cutoff has at least one day of history before it.
     """
-    as_of = params.as_of or data_max
-    if as_of < data_min:
-        raise DataError(
-            f"features.as_of {as_of} is before the first transaction ({data_min}); "
-            f"set features.as_of between {data_min} and {data_max}"
-        )
-    if as_of > data_max:
-        log.warning("features.as_of %s is after the last transaction (%s)", as_of, data_max)
-    last = as_of - dt.timedelta(days=params.horizon_days)
-    step = dt.timedelta(days=params.cutoff_step_days)
-    cutoffs = [last - i * step for i in range(params.n_cutoffs)][::-1]
-    if cutoffs[0] <= data_min:
-        span = (as_of - data_min).days
-        fit = (
-            max(0, (last - data_min).days - 1) // params.cutoff_step_days + 1
-            if last > data_min
-            else 0
-        )
-        hint = (
-            f"with horizon_days={params.horizon_days} and cutoff_step_days={params.cutoff_step_days} "
-            f"at most {fit} cutoff(s) fit (set features.n_cutoffs ≤ {fit})"
-            if fit > 0
-            else f"features.horizon_days must be below {span} days"
-        )
-        raise DataError(
-            f"the cutoff grid starts at {cutoffs[0]}, but transactions start on {data_min}: "
-            f"no history before the first cutoff. The data spans {data_min}..{as_of} "
-            f"({span} days); {hint}."
-        )
-    return as_of, cutoffs
+    plan = plan_training(data_min, data_max, params)
+    if plan.as_of > data_max:
+        log.warning("features.as_of %s is after the last transaction (%s)", plan.as_of, data_max)
+    return plan.as_of, plan.cutoffs
 
 
 def cutoff_table(
@@ -244,8 +254,12 @@ def run_summary(
     horizon_days: int,
     n_snap: int,
     n_cur: int,
+    plan: Plan | None = None,
 ) -> dict[str, Any]:
     """Check the populations and build ``cutoffs.json`` from per-cutoff counts (any engine).
+
+    ``horizon_days`` is the snapshots' label horizon; ``plan`` (what train follows) is
+    recorded under ``plan``.
 
     ``per_cutoff`` rows: (cutoff_date, customers, churned, lapsed, churn rate among active).
     """
@@ -275,6 +289,8 @@ def run_summary(
             for c, n, ch, la, rate in per_cutoff
         ],
     }
+    if plan is not None:
+        summary["plan"] = plan.to_dict()
     for row in summary["cutoffs"]:
         log.info(
             "cutoff %s: %s customers, %s lapsed, churn rate among active %s",
@@ -284,3 +300,38 @@ def run_summary(
             "n/a" if row["churn_rate_active"] is None else f"{100 * row['churn_rate_active']:.1f}%",
         )
     return summary
+
+
+CHAIN_KEYS = ("chain_origin", "chain_step")
+SnapshotBuilder = Callable[[list[dt.date], int | None, dt.date], pd.DataFrame]
+
+
+def assemble_chain(plan: Plan, build: SnapshotBuilder) -> pd.DataFrame:
+    """``chain.parquet`` of a chained plan, from an engine's snapshot builder.
+
+    ``build(cutoffs, horizon_days, data_end)`` returns the snapshots at ``cutoffs`` from the
+    lines dated ≤ ``data_end`` (labelled when ``horizon_days``). For every chain origin o:
+    the snapshots at o + k·h from the lines up to o (``chain_origin``, ``chain_step`` k),
+    each customer active at o (not lapsed) with the realised target label at o
+    (``churned_target``: no purchase in (o, o + H]). Empty for a direct plan.
+    """
+    parts = []
+    for origin in plan.chain_origins:
+        steps = chain_cutoffs(origin, plan.label_horizon_days, plan.target_horizon_days)
+        snap = build(steps, None, origin)
+        label = build([origin], plan.target_horizon_days, plan.as_of)
+        label = label.loc[label["lapsed"] == 0, ["customer_id", "churned"]]
+        snap = snap.merge(label.rename(columns={"churned": "churned_target"}), on="customer_id")
+        step_of = {pd.Timestamp(c): k for k, c in enumerate(steps)}
+        snap.insert(0, "chain_step", pd.to_datetime(snap["cutoff_date"]).map(step_of))
+        snap.insert(0, "chain_origin", origin)
+        parts.append(snap)
+    if not parts:
+        empty = {c: pd.Series(dtype="object") for c in (*CHAIN_KEYS, *COLUMN_NAMES)}
+        return pd.DataFrame({**empty, "churned_target": pd.Series(dtype="Int64")})
+    out = pd.concat(parts, ignore_index=True)
+    out["chain_step"] = out["chain_step"].astype("int32")
+    out["churned_target"] = out["churned_target"].astype("int32")
+    return out.sort_values(
+        ["chain_origin", "chain_step", "customer_id"], kind="stable"
+    ).reset_index(drop=True)

@@ -27,6 +27,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
 from churnguard.errors import ModelError
+from churnguard.horizon import chain_no_purchase, chain_steps
 from churnguard.io import dumps_json, write_text_atomic
 
 BOOSTER_FILE = "booster.txt"
@@ -262,10 +263,77 @@ def _calibrator_from_json(d: Any, path: Path) -> Calibrator:
 def _metadata_from_json(d: Any, path: Path) -> dict[str, Any]:
     if not isinstance(d, dict):
         raise _broken(path, "must hold a JSON object")
-    h = d.get("horizon_days")
-    if h is not None and not (isinstance(h, int) and not isinstance(h, bool) and h > 0):
-        raise _broken(path, f'"horizon_days" is {h!r}, expected a positive whole number of days')
+    for key in ("horizon_days", "label_horizon_days"):
+        h = d.get(key)
+        if h is not None and not (isinstance(h, int) and not isinstance(h, bool) and h > 0):
+            raise _broken(path, f'"{key}" is {h!r}, expected a positive whole number of days')
+    if d.get("horizon_mode") not in (None, "direct", "chained"):
+        raise _broken(path, f'"horizon_mode" is {d["horizon_mode"]!r}, expected direct or chained')
+    if d.get("horizon_mode") == "chained":
+        if d.get("label_horizon_days") is None or d.get("horizon_days") is None:
+            raise _broken(path, "a chained model needs horizon_days and label_horizon_days")
+        if d.get("chain_calibrator") is not None:
+            _calibrator_from_json(d["chain_calibrator"], path)
     return d
+
+
+def is_chained(scorer: Any) -> bool:
+    """Whether ``scorer`` (any kind) predicts a base horizon that scoring chains."""
+    return (getattr(scorer, "metadata", None) or {}).get("horizon_mode") == "chained"
+
+
+def chained_churn(scorer: Any, steps: pd.DataFrame) -> pd.Series:
+    """P(churn over the target horizon) per customer id for a chained ``scorer``.
+
+    ``steps`` holds the snapshots at as_of + k·h built from the lines up to as_of (one
+    ``cutoff_date`` per step, oldest first; :func:`churnguard.horizon.chain_cutoffs`). Each
+    step is scored with the base-horizon scorer, the steps are chained
+    (:func:`churnguard.horizon.chain_no_purchase`) and the chained horizon's calibrator
+    (``metadata.json`` → ``chain_calibrator``) maps the product, when training fitted one.
+    """
+    meta = scorer.metadata
+    frames = [g.set_index("customer_id").sort_index() for _, g in steps.groupby("cutoff_date")]
+    expected = chain_steps(meta["label_horizon_days"], meta["horizon_days"])
+    if len(frames) != expected:
+        raise ModelError(
+            f"a chained {meta['horizon_days']}-day horizon in {meta['label_horizon_days']}-day "
+            f"steps needs {expected} step snapshots, got {len(frames)}"
+        )
+    p = chain_no_purchase(
+        [pd.Series(scorer.predict(f), index=f.index) for f in frames],
+        meta["label_horizon_days"],
+        meta["horizon_days"],
+    )
+    if meta.get("chain_calibrator"):
+        cal = Calibrator.from_dict(meta["chain_calibrator"])
+        p = pd.Series(cal.predict(p.to_numpy()), index=p.index)
+    return p
+
+
+class ChainedScores:
+    """Stands in for a chained scorer inside ``score.score_frame``: P(churn) over the
+    target horizon was chained from the step snapshots (:func:`chained_churn`); feature
+    checks and reasons come from the base scorer on the as-of snapshot (the drivers of the
+    first step's risk)."""
+
+    def __init__(self, scorer: Any, p_churn: pd.Series) -> None:
+        self.scorer = scorer
+        self.p_churn = p_churn  # indexed by customer_id
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.scorer, name)
+
+    def check_features(self, frame: pd.DataFrame) -> None:
+        self.scorer.check_features(frame)
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        p = self.p_churn.reindex(frame["customer_id"].to_numpy())
+        if p.isna().any():
+            raise ModelError(f"no chained probability for {int(p.isna().sum())} customer(s)")
+        return p.to_numpy(dtype=float)
+
+    def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return self.scorer.contributions(frame)
 
 
 def _is_tree(left: list[int], right: list[int], n_leaves: int) -> bool:

@@ -88,10 +88,8 @@ def _champion_value(
     if loaded is None:
         return None, None, "no current champion"
     model, version = loaded
-    schema = model.metadata.get_input_schema()
-    columns = schema.input_names() if schema is not None else list(test.columns)
     try:
-        p_champ = np.asarray(model.predict(test[columns]), dtype=float).ravel()
+        p_champ = _judged_predict(model, test)
     except Exception as exc:  # the champion's own input checks, e.g. a changed feature list
         return (
             None,
@@ -103,13 +101,38 @@ def _champion_value(
     return value, version, f"champion v{version} re-scored on the same test rows"
 
 
+def _judged_predict(pyfunc: Any, test: pd.DataFrame) -> np.ndarray:
+    """A registered version's probabilities on ``test`` as the gate judges it: its
+    evaluated fit (``eval/evaluated`` in the logged folder) when the version ships a refit —
+    a refit has seen its own test cutoff's labels, so scoring it on those rows would flatter
+    it — else the pyfunc itself."""
+    from churnguard.scorers import EVALUATED_DIR, load_scorer
+
+    try:
+        inner = pyfunc.unwrap_python_model().model
+    except Exception:  # not a churnguard pyfunc: score it as it is
+        inner = None
+    folder = getattr(inner, "folder", None)
+    if folder is not None and (Path(folder) / EVALUATED_DIR / BOOSTER_FILE).exists():
+        return np.asarray(load_scorer(Path(folder) / EVALUATED_DIR).predict(test), dtype=float)
+    schema = pyfunc.metadata.get_input_schema()
+    columns = schema.input_names() if schema is not None else list(test.columns)
+    return np.asarray(pyfunc.predict(test[columns]), dtype=float).ravel()
+
+
 def gate_and_register(p: TrainParams, ev: EvaluateParams, metrics: dict[str, Any]) -> GateDecision:
     """Log test metrics and plots to the run, register the chosen scorer, move the alias
     only when it is at least as good as the champion (never inside `dvc exp run`), and
     write ``eval/gate.json``: the scorer the DVC score stage must use."""
     import mlflow
 
-    from churnguard.scorers import GATE_FILE, load_scorer, scorer_digest, scorer_folder
+    from churnguard.scorers import (
+        GATE_FILE,
+        evaluated_folder,
+        load_scorer,
+        scorer_digest,
+        scorer_folder,
+    )
 
     tracking.init_tracking()
     choice = metrics.get("choice") or {}
@@ -129,9 +152,11 @@ def gate_and_register(p: TrainParams, ev: EvaluateParams, metrics: dict[str, Any
     folder = scorer_folder(p.model_dir, chosen)
     test = _test_rows(p.features_dir, metrics["test_cutoff"])
     # the candidate scored exactly as the champion is (same rows, unrounded probabilities),
-    # so "at least as good" compares like with like
+    # so "at least as good" compares like with like. The LightGBM model is judged by its
+    # evaluated fit: a refit (train.refit, what ships) has seen the test cutoff's labels
+    judged = evaluated_folder(p.model_dir) if chosen == "model" else folder
     candidate = _primary_value(
-        primary, test["churned"].to_numpy(dtype=int), load_scorer(folder).predict(test)
+        primary, test["churned"].to_numpy(dtype=int), load_scorer(judged).predict(test)
     )
     champion, champ_version, champ_note = _champion_value(p.registered_model_name, primary, test)
     decision = replaces_champion(primary, candidate, champion, champ_version or "?")
@@ -193,6 +218,9 @@ def gate_and_register(p: TrainParams, ev: EvaluateParams, metrics: dict[str, Any
         {
             "scorer": chosen,
             "scorer_digest": scorer_digest(folder),
+            # what the gate judged on the test cutoff (the evaluated fit) and what ships
+            "judged_digest": scorer_digest(judged),
+            "shipped_fit": _shipped_fit(folder),
             "primary_metric": primary,
             "candidate": round(candidate, 6),
             "champion": None if champion is None else round(champion, 6),
@@ -212,6 +240,15 @@ def gate_and_register(p: TrainParams, ev: EvaluateParams, metrics: dict[str, Any
             + (" with alias @champion" if promote else " without the champion alias")
         )
     return GateDecision(promote, reasons)
+
+
+def _shipped_fit(folder: Path) -> str:
+    """``refit`` or ``evaluated``: which fit of the scorer in ``folder`` ships."""
+    meta_path = folder / METADATA_FILE
+    if not meta_path.exists():
+        return "evaluated"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    return str((meta.get("shipped_fit") or {}).get("fit", "evaluated"))
 
 
 def _latest_test_rows(features_dir: str | Path) -> pd.DataFrame:
@@ -267,10 +304,8 @@ def promote(
     test = _latest_test_rows(p.features_dir)
     y = test["churned"].to_numpy(dtype=int)
     candidate_model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
-    schema = candidate_model.metadata.get_input_schema()
-    columns = schema.input_names() if schema is not None else list(test.columns)
     try:
-        p_candidate = np.asarray(candidate_model.predict(test[columns]), dtype=float).ravel()
+        p_candidate = _judged_predict(candidate_model, test)
     except Exception as exc:
         raise ModelError(
             f"{name} v{version} cannot score the current test rows ({type(exc).__name__}: {exc})"

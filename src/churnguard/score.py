@@ -408,7 +408,8 @@ def list_warnings(
                 "customers. Check the model quality above and score.risk_bands."
             )
     cutoff = loaded.model.metadata.get("test_cutoff")
-    horizon = loaded.model.metadata.get("horizon_days")
+    meta = loaded.model.metadata
+    horizon = meta.get("label_horizon_days", meta.get("horizon_days"))  # chained: the base label
     if isinstance(cutoff, str) and isinstance(horizon, int):
         newest_label = dt.date.fromisoformat(cutoff) + dt.timedelta(days=horizon)
         age = (as_of - newest_label).days

@@ -52,6 +52,7 @@ SCORER_FILE = "scorer.json"
 BASELINES_DIR = "baselines"
 DRIFT_FILE = "drift_reference.json"  # training feature distributions, beside every scorer
 GATE_FILE = "gate.json"  # in <model_dir>/eval: the scorer the gate chose for the lists
+EVALUATED_DIR = "eval/evaluated"  # under <model_dir>: the LightGBM fit the gate judges
 
 
 def _floats(values: Any, path: Path, what: str, n: int | None = None) -> np.ndarray:
@@ -284,6 +285,14 @@ def scorer_folder(model_dir: str | Path, name: str) -> Path:
     if name not in BASELINE_SCORERS:
         raise ModelError(f"unknown scorer {name!r}; expected one of {list(CANDIDATES)}")
     return Path(model_dir) / BASELINES_DIR / name
+
+
+def evaluated_folder(model_dir: str | Path) -> Path:
+    """The LightGBM fit the gate judges on the test cutoff: ``<model_dir>/eval/evaluated``
+    (the shipped model in ``<model_dir>`` is a refit of it when ``train.refit``); the model
+    folder itself for models trained before refits existed."""
+    folder = Path(model_dir) / EVALUATED_DIR
+    return folder if (folder / BOOSTER_FILE).exists() else Path(model_dir)
 
 
 def find_scorer_folder(root: str | Path) -> Path | None:

@@ -1,13 +1,20 @@
 """Train the LightGBM churn model on rolling snapshots, split by cutoff date (``churnguard train``).
 
-Split: the latest labelled cutoff is *test*, the one before it *validation*, and the
-training rows come from cutoffs whose label window ends on or before the validation
-cutoff, so no training label peeks past it. LightGBM early-stops on validation; the
-probability calibrator is fitted on validation; baselines are fitted on the same
-training rows, calibrated on the same validation rows and scored on the same test rows.
-The two baselines that can become champion (logistic regression, days since last
-purchase) are saved as scorers under ``models/baselines/`` (see :mod:`churnguard.scorers`).
-Lapsed customers (win-back) are left out of every split.
+The features stage plans the dates (:mod:`churnguard.horizon`, recorded in
+``cutoffs.json``): the latest labelled cutoff is *test*, the one before it *validation*,
+and the training rows come from cutoffs whose label window ends on or before the
+validation cutoff, so no training label peeks past it. LightGBM early-stops on
+validation. The probability calibrator is fitted on out-of-time predictions at several
+calibration dates spread over the year before validation, each made by a model with the
+selected number of rounds trained only on labels that end by that date (so one seasonal
+date cannot skew every probability); a chained plan also calibrates the chained horizon
+on realised outcomes. The evaluated fit is what the gate judges on the test cutoff; with
+``train.refit`` the shipped model is refitted on every labelled cutoff with the same
+rounds (``metadata.json`` records both fits). Baselines are fitted on the same training
+rows, calibrated on the validation rows and scored on the same test rows. The two
+baselines that can become champion (logistic regression, days since last purchase) are
+saved as scorers under ``models/baselines/`` (see :mod:`churnguard.scorers`). Lapsed
+customers (win-back) are left out of every split.
 """
 
 from __future__ import annotations
@@ -25,14 +32,23 @@ import pandas as pd
 
 from churnguard import baselines
 from churnguard.baselines import CANDIDATES
-from churnguard.config import TrainParams
+from churnguard.config import FeaturesParams, TrainParams
 from churnguard.drift import reference_profile
-from churnguard.errors import DataError
-from churnguard.feature_defs import CUTOFFS_FILE, MODEL_FEATURES, SNAPSHOTS_FILE
+from churnguard.errors import ConfigError, DataError
+from churnguard.feature_defs import CHAIN_FILE, CUTOFFS_FILE, MODEL_FEATURES, SNAPSHOTS_FILE
+from churnguard.horizon import (
+    Plan,
+    calibration_dates,
+    chain_no_purchase,
+    cutoffs_needed,
+    fold_train_cutoffs,
+    split_cutoffs,
+)
 from churnguard.io import atomic_path, write_json_atomic
 from churnguard.modeling import Calibrator, ChurnModel, fit_calibrator
 from churnguard.scorers import (
     DRIFT_FILE,
+    EVALUATED_DIR,
     LogisticScorer,
     RecencyScorer,
     save_scorer,
@@ -65,20 +81,18 @@ class Split:
 
 def plan_split(cutoffs: list[dt.date], horizon_days: int, step_hint: int | None = None) -> Split:
     """Test = latest cutoff, validation = the one before; training labels end ≤ validation cutoff."""
-    cutoffs = sorted(set(cutoffs))
-    if len(cutoffs) < 3:
-        raise DataError(
-            f"too few cutoffs to split by time: {len(cutoffs)} labelled cutoff(s), need at least 3 "
-            "(train, validation, test); raise features.n_cutoffs"
-        )
-    test, valid = cutoffs[-1], cutoffs[-2]
-    horizon = dt.timedelta(days=horizon_days)
-    train = [c for c in cutoffs[:-2] if c + horizon <= valid]
+    train, valid, test = split_cutoffs(cutoffs, horizon_days)
     if not train:
-        need = f" (about {horizon_days // step_hint + 3})" if step_hint else ""
+        need = (
+            f": a direct split needs at least {cutoffs_needed(horizon_days, step_hint)} "
+            f"cutoffs every {step_hint} days"
+            if step_hint
+            else ""
+        )
         raise DataError(
             f"no training cutoff has its {horizon_days}-day label window end by the validation "
-            f"cutoff {valid}; raise features.n_cutoffs{need} or lower features.horizon_days"
+            f"cutoff {valid}{need}. Re-run `churnguard features`: it plans a grid that fits "
+            "(features.horizon_mode auto chains a horizon too long for the history)"
         )
     return Split(train, valid, test, horizon_days)
 
@@ -117,8 +131,22 @@ def lgb_params(p: TrainParams) -> dict[str, Any]:
     }
 
 
-def _xy(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
-    return frame[list(MODEL_FEATURES)].astype("float64"), frame["churned"].to_numpy(dtype=int)
+def model_features(p: TrainParams) -> list[str]:
+    """The features the model is fitted on: every model feature but ``train.exclude_features``."""
+    unknown = sorted(set(p.exclude_features) - set(MODEL_FEATURES))
+    if unknown:
+        raise ConfigError(
+            f"train.exclude_features names unknown feature(s) {unknown}; model features are: "
+            f"{', '.join(MODEL_FEATURES)}"
+        )
+    used = [f for f in MODEL_FEATURES if f not in set(p.exclude_features)]
+    if not used:
+        raise ConfigError("train.exclude_features leaves no feature to train on")
+    return used
+
+
+def _xy(frame: pd.DataFrame, features: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
+    return frame[features].astype("float64"), frame["churned"].to_numpy(dtype=int)
 
 
 def load_training_frame(features_dir: str | Path) -> tuple[pd.DataFrame, int, int | None]:
@@ -137,73 +165,298 @@ def load_training_frame(features_dir: str | Path) -> tuple[pd.DataFrame, int, in
     return frame, int(meta["horizon_days"]), step
 
 
+def load_plan(features_dir: str | Path, frame: pd.DataFrame) -> tuple[Plan | None, pd.DataFrame]:
+    """The plan the features stage recorded in ``cutoffs.json`` (None for older folders) and
+    ``chain.parquet`` (empty unless the plan is chained)."""
+    folder = Path(features_dir)
+    meta = json.loads((folder / CUTOFFS_FILE).read_text(encoding="utf-8"))
+    plan = None
+    if isinstance(meta.get("plan"), dict):
+        plan = Plan.from_dict(meta["plan"], sorted(frame["cutoff_date"].unique()))
+    chain_path = folder / CHAIN_FILE
+    chain = pd.read_parquet(chain_path) if chain_path.exists() else pd.DataFrame()
+    if plan is not None and plan.chain_origins and chain.empty:
+        raise DataError(
+            f"{chain_path}: missing or empty, but the plan in {folder / CUTOFFS_FILE} chains "
+            f"over {len(plan.chain_origins)} origin(s); re-run `churnguard features`"
+        )
+    return plan, chain
+
+
 @dataclass(frozen=True)
 class Trained:
-    """One training run: the LightGBM model, the baseline scorers, predictions, summary."""
+    """One training run: the shipped model, the evaluated fit, baselines, predictions, summary.
+
+    ``evaluated`` is the fit judged on the test cutoff (its predictions are in
+    ``predictions``); ``model`` is what ships: the same fit, or (``train.refit``) the refit
+    on every labelled cutoff with the evaluated fit's number of rounds.
+    """
 
     model: ChurnModel
     baselines: dict[str, LogisticScorer | RecencyScorer]
     predictions: pd.DataFrame
     summary: dict[str, Any]
-    drift_reference: dict[str, Any]  # feature distributions of the training rows (PSI)
+    drift_reference: dict[str, Any]  # feature distributions of the shipped fit's rows (PSI)
+    evaluated: ChurnModel | None = None
 
 
-def train_model(
-    frame: pd.DataFrame, horizon_days: int, p: TrainParams, step_hint: int | None = None
-) -> Trained:
-    """Fit model, calibrator and baseline scorers on one time split (no I/O)."""
-    frame = frame[(frame["lapsed"] == 0) & frame["churned"].notna()].copy()
-    frame["churned"] = frame["churned"].astype(int)
-    split = plan_split(list(frame["cutoff_date"].unique()), horizon_days, step_hint)
-    tr = frame[frame["cutoff_date"].isin(split.train_cutoffs)]
-    va = frame[frame["cutoff_date"] == split.valid_cutoff]
-    te = frame[frame["cutoff_date"] == split.test_cutoff]
-    for name, part in (("training", tr), ("validation", va), ("test", te)):
-        _check_rows(part, name, p.min_rows if name == "training" else 1)
-    log.info(
-        "split by time: train %s rows from %d cutoff(s) %s..%s, validation %s rows at %s, test %s rows at %s",
-        f"{len(tr):,}",
-        len(split.train_cutoffs),
-        split.train_cutoffs[0],
-        split.train_cutoffs[-1],
-        f"{len(va):,}",
-        split.valid_cutoff,
-        f"{len(te):,}",
-        split.test_cutoff,
+def _default_plan(frame: pd.DataFrame, horizon_days: int, step_hint: int | None) -> Plan:
+    """A direct plan from the labelled cutoffs present (snapshots without a recorded plan)."""
+    cutoffs = sorted(frame["cutoff_date"].unique())
+    split = plan_split(cutoffs, horizon_days, step_hint)
+    last = cutoffs[-1]
+    return Plan(
+        mode="direct",
+        as_of=last + dt.timedelta(days=horizon_days),
+        target_horizon_days=horizon_days,
+        label_horizon_days=horizon_days,
+        step_days=step_hint or (cutoffs[-1] - cutoffs[-2]).days,
+        cutoffs=cutoffs,
+        train_cutoffs=split.train_cutoffs,
+        valid_cutoff=split.valid_cutoff,
+        test_cutoff=split.test_cutoff,
+        calibration_dates=calibration_dates(
+            cutoffs,
+            horizon_days,
+            split.valid_cutoff,
+            FeaturesParams().calibration_cutoffs,
+            FeaturesParams().calibration_span_days,
+        ),
+        reason="no plan recorded: direct split of the labelled cutoffs",
     )
-    x_tr, y_tr = _xy(tr)
-    x_va, y_va = _xy(va)
-    x_te, _ = _xy(te)
-    dtrain = lgb.Dataset(x_tr, y_tr, feature_name=list(MODEL_FEATURES), free_raw_data=False)
-    dvalid = lgb.Dataset(x_va, y_va, reference=dtrain)
-    evals: dict[str, Any] = {}
+
+
+def _fit_booster(
+    x: pd.DataFrame,
+    y: np.ndarray,
+    features: list[str],
+    p: TrainParams,
+    rounds: int,
+    valid: tuple[pd.DataFrame, np.ndarray] | None = None,
+) -> tuple[lgb.Booster, int]:
+    """LightGBM on (x, y): early-stopped on ``valid`` when given, else exactly ``rounds``."""
+    dtrain = lgb.Dataset(x, y, feature_name=features, free_raw_data=False)
+    if valid is None:
+        booster = lgb.train(lgb_params(p), dtrain, num_boost_round=rounds)
+        return lgb.Booster(model_str=booster.model_to_string()), rounds
+    dvalid = lgb.Dataset(valid[0], valid[1], reference=dtrain)
     booster = lgb.train(
         lgb_params(p),
         dtrain,
-        num_boost_round=p.n_estimators,
+        num_boost_round=rounds,
         valid_sets=[dvalid],
         valid_names=["validation"],
         callbacks=[
             lgb.early_stopping(p.early_stopping_rounds, first_metric_only=True, verbose=False),
-            lgb.record_evaluation(evals),
         ],
     )
-    best_iter = int(booster.best_iteration or p.n_estimators)
-    booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best_iter))
-    raw_va, raw_te = booster.predict(x_va.to_numpy()), booster.predict(x_te.to_numpy())
-    calibrator, cv_brier = fit_calibrator(raw_va, y_va, p.calibration, seed=p.seed)
+    best = int(booster.best_iteration or rounds)
+    return lgb.Booster(model_str=booster.model_to_string(num_iteration=best)), best
+
+
+def _two_classes(y: np.ndarray) -> bool:
+    return 0 < int(y.sum()) < y.size
+
+
+def out_of_time_predictions(
+    frame: pd.DataFrame,
+    plan: Plan,
+    features: list[str],
+    p: TrainParams,
+    rounds: int,
+) -> tuple[dict[dt.date, lgb.Booster], pd.DataFrame]:
+    """For each calibration date d, a model with ``rounds`` rounds trained only on cutoffs
+    whose label window ends by d, and its raw predictions at d (``cutoff_date``,
+    ``customer_id``, ``raw``, ``churned``). Dates whose earlier rows are too few (below
+    ``train.min_rows``) or of one class are skipped."""
+    cutoffs = sorted(frame["cutoff_date"].unique())
+    boosters: dict[dt.date, lgb.Booster] = {}
+    parts = []
+    for date in plan.calibration_dates:
+        before = fold_train_cutoffs(cutoffs, plan.label_horizon_days, date)
+        rows = frame[frame["cutoff_date"].isin(before)]
+        at = frame[frame["cutoff_date"] == date]
+        x, y = _xy(rows, features)
+        if len(rows) < p.min_rows or not _two_classes(y) or at.empty:
+            log.info("calibration date %s skipped: %s earlier training rows", date, len(rows))
+            continue
+        booster, _ = _fit_booster(x, y, features, p, rounds)
+        boosters[date] = booster
+        parts.append(
+            pd.DataFrame(
+                {
+                    "cutoff_date": at["cutoff_date"].to_numpy(),
+                    "customer_id": at["customer_id"].to_numpy(),
+                    "raw": booster.predict(at[features].to_numpy(dtype="float64")),
+                    "churned": at["churned"].to_numpy(dtype=int),
+                }
+            )
+        )
+    cols = ["cutoff_date", "customer_id", "raw", "churned"]
+    return boosters, (pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols))
+
+
+def chain_probabilities(
+    step_frames: list[pd.DataFrame],
+    predict: Any,
+    label_horizon_days: int,
+    target_horizon_days: int,
+) -> pd.Series:
+    """P(no purchase in the target horizon) per customer from the base model ``predict``
+    applied to the chain's step snapshots (one frame per step, same customers)."""
+    steps = []
+    for part in step_frames:
+        part = part.set_index("customer_id").sort_index()
+        steps.append(pd.Series(predict(part), index=part.index))
+    return chain_no_purchase(steps, label_horizon_days, target_horizon_days)
+
+
+def fit_chain_calibrator(
+    chain: pd.DataFrame,
+    boosters: dict[dt.date, lgb.Booster],
+    calibrator: Calibrator,
+    plan: Plan,
+    features: list[str],
+) -> tuple[Calibrator | None, dict[str, Any]]:
+    """The chained horizon's own calibration: a sigmoid on logit(P chained) fitted on the
+    realised target outcomes at the chain origins, each chained with the calibration-date
+    model trained only on labels that end by its origin (out of time)."""
+    p_all, y_all, used = [], [], []
+    for origin in plan.chain_origins:
+        booster = boosters.get(origin)
+        part = chain[chain["chain_origin"] == origin]
+        if booster is None or part.empty:
+            continue
+        frames = [g for _, g in part.groupby("chain_step", sort=True)]
+
+        def predict(x: pd.DataFrame, b: lgb.Booster = booster) -> np.ndarray:
+            return calibrator.predict(b.predict(x[features].to_numpy(dtype="float64")))
+
+        p_chain = chain_probabilities(
+            frames, predict, plan.label_horizon_days, plan.target_horizon_days
+        )
+        y = frames[0].set_index("customer_id").sort_index()["churned_target"]
+        p_all.append(p_chain.to_numpy())
+        y_all.append(y.reindex(p_chain.index).to_numpy(dtype=int))
+        used.append(str(origin))
+    info: dict[str, Any] = {"origins": used, "kind": None}
+    if not used:
+        info["note"] = (
+            "no calibration date has its target window inside the data: the chained "
+            "probability is the product of calibrated step probabilities"
+        )
+        return None, info
+    p, y = np.concatenate(p_all), np.concatenate(y_all)
+    info.update(rows=int(y.size), churn_rate=round(float(y.mean()), 6))
+    if not _two_classes(y):
+        info["note"] = "realised target outcomes have a single class: not calibrated"
+        return None, info
+    cal, _ = fit_calibrator(p, y, "sigmoid")
+    info.update(
+        kind=cal.kind,
+        brier_before=round(float(np.mean((p - y) ** 2)), 6),
+        brier_after=round(float(np.mean((cal.predict(p) - y) ** 2)), 6),
+        mean_predicted=round(float(p.mean()), 6),
+    )
+    return cal, info
+
+
+def train_model(
+    frame: pd.DataFrame,
+    horizon_days: int,
+    p: TrainParams,
+    step_hint: int | None = None,
+    plan: Plan | None = None,
+    chain: pd.DataFrame | None = None,
+) -> Trained:
+    """Fit model, calibrator and baseline scorers on one time split (no I/O).
+
+    ``plan`` (recorded by the features stage) says which cutoffs train, validate, test and
+    calibrate, and whether the horizon is chained; without one, a direct split of the
+    labelled cutoffs. ``horizon_days`` is the snapshots' label horizon.
+    """
+    features = model_features(p)
+    frame = frame[(frame["lapsed"] == 0) & frame["churned"].notna()].copy()
+    frame["churned"] = frame["churned"].astype(int)
+    if plan is None:
+        plan = _default_plan(frame, horizon_days, step_hint)
+    elif plan.label_horizon_days != horizon_days:
+        raise DataError(
+            f"the snapshots are labelled for {horizon_days} days but their plan for "
+            f"{plan.label_horizon_days}; re-run `churnguard features`"
+        )
+    present = set(frame["cutoff_date"].unique())
+    missing = [str(c) for c in (*plan.train_cutoffs, plan.valid_cutoff) if c not in present]
+    if missing:
+        raise DataError(
+            f"the snapshots lack planned cutoff(s) {missing}; re-run `churnguard features`"
+        )
+    tr = frame[frame["cutoff_date"].isin(plan.train_cutoffs)]
+    va = frame[frame["cutoff_date"] == plan.valid_cutoff]
+    te = frame[frame["cutoff_date"] == plan.test_cutoff]
+    for name, part in (("training", tr), ("validation", va), ("test", te)):
+        _check_rows(part, name, p.min_rows if name == "training" else 1)
     log.info(
-        "LightGBM: best iteration %d; calibration %s (CV Brier %s)",
+        "%s plan, split by time: train %s rows from %d cutoff(s) %s..%s, validation %s rows "
+        "at %s, test %s rows at %s",
+        plan.mode,
+        f"{len(tr):,}",
+        len(plan.train_cutoffs),
+        plan.train_cutoffs[0],
+        plan.train_cutoffs[-1],
+        f"{len(va):,}",
+        plan.valid_cutoff,
+        f"{len(te):,}",
+        plan.test_cutoff,
+    )
+    x_tr, y_tr = _xy(tr, features)
+    x_va, y_va = _xy(va, features)
+    x_te, y_te = _xy(te, features)
+    booster, best_iter = _fit_booster(x_tr, y_tr, features, p, p.n_estimators, valid=(x_va, y_va))
+    raw_va, raw_te = booster.predict(x_va.to_numpy()), booster.predict(x_te.to_numpy())
+
+    # calibration: out-of-time predictions at several dates (early stopping used validation)
+    fold_boosters, oot = out_of_time_predictions(frame, plan, features, p, best_iter)
+    if oot.empty:
+        cal_dates = [plan.valid_cutoff]
+        cal_raw, cal_y = raw_va, y_va
+        cal_note = "the validation cutoff (no earlier calibration date could be fitted)"
+    else:
+        cal_dates = sorted(set(oot["cutoff_date"]))
+        cal_raw, cal_y = oot["raw"].to_numpy(), oot["churned"].to_numpy(dtype=int)
+        cal_note = f"{len(cal_dates)} out-of-time cutoff(s)"
+    calibrator, cv_brier = fit_calibrator(cal_raw, cal_y, p.calibration, seed=p.seed)
+    log.info(
+        "LightGBM: best iteration %d; calibration %s on %s %s (CV Brier %s)",
         best_iter,
         calibrator.kind,
+        cal_note,
+        ", ".join(map(str, cal_dates)),
         cv_brier,
     )
+    chain_cal, chain_info = None, {}
+    if plan.mode == "chained" and not p.chain_calibration:
+        chain_info = {"origins": [], "kind": None, "note": "train.chain_calibration is false"}
+    elif plan.mode == "chained":
+        chain_cal, chain_info = fit_chain_calibrator(
+            chain if chain is not None else pd.DataFrame(),
+            fold_boosters,
+            calibrator,
+            plan,
+            features,
+        )
+        log.info("chained %d-day horizon calibration: %s", plan.target_horizon_days, chain_info)
 
     scores_va: dict[str, np.ndarray] = {"model_raw": raw_va, "model": calibrator.predict(raw_va)}
     scores_te: dict[str, np.ndarray] = {"model_raw": raw_te, "model": calibrator.predict(raw_te)}
     # the baselines that can become champion are scorers like the model (saved beside it);
     # the rules stay references in the metrics
-    meta = {"horizon_days": horizon_days, "test_cutoff": str(split.test_cutoff), "lapsed": False}
+    horizon_meta: dict[str, Any] = {
+        "horizon_days": plan.target_horizon_days,
+        "label_horizon_days": plan.label_horizon_days,
+        "horizon_mode": plan.mode,
+    }
+    meta = {**horizon_meta, "test_cutoff": str(plan.test_cutoff), "lapsed": False}
     fitted = baselines.LogisticBaseline().fit(x_tr, y_tr)
     logreg = LogisticScorer.from_fitted(fitted, Calibrator("identity"), {**meta, "kind": "logreg"})
     logreg.calibrator, _ = fit_calibrator(logreg.predict_raw(va), y_va, "isotonic")
@@ -239,47 +492,123 @@ def train_model(
     )
 
     importance = dict(
-        zip(MODEL_FEATURES, booster.feature_importance("gain").round(4).tolist(), strict=True)
+        zip(features, booster.feature_importance("gain").round(4).tolist(), strict=True)
     )
-    summary = {
-        "train_cutoffs": [str(c) for c in split.train_cutoffs],
-        "valid_cutoff": str(split.valid_cutoff),
-        "test_cutoff": str(split.test_cutoff),
-        "horizon_days": horizon_days,
+    evaluated_fit = {
+        "fit": "evaluated",
+        "train_cutoffs": [str(c) for c in plan.train_cutoffs],
+        "valid_cutoff": str(plan.valid_cutoff),
+        "rows": len(tr),
+        "rounds": best_iter,
+        "calibration_dates": [str(c) for c in cal_dates],
+    }
+    summary: dict[str, Any] = {
+        "train_cutoffs": [str(c) for c in plan.train_cutoffs],
+        "valid_cutoff": str(plan.valid_cutoff),
+        "test_cutoff": str(plan.test_cutoff),
+        **horizon_meta,
+        "plan": plan.to_dict(),
         "rows": {"train": len(tr), "valid": len(va), "test": len(te)},
         "churn_rate": {
             "train": round(float(y_tr.mean()), 6),
             "valid": round(float(y_va.mean()), 6),
-            "test": round(float(te["churned"].mean()), 6),
+            "test": round(float(y_te.mean()), 6),
         },
         "best_iteration": best_iter,
         "calibration": calibrator.kind,
         "calibration_cv_brier": cv_brier,
+        "calibration_dates": [str(c) for c in cal_dates],
+        "calibration_rows": int(cal_y.size),
+        "features_excluded": sorted(p.exclude_features),
         "feature_importance_gain": importance,
         "params": p.model_dump(mode="json"),
     }
-    model = ChurnModel(
+    if plan.mode == "chained":
+        summary["chain_calibration"] = chain_info
+        summary["chain_calibrator"] = chain_cal.to_dict() if chain_cal else None
+    dtypes = {f: "float64" for f in features}
+    evaluated = ChurnModel(
         booster,
         calibrator,
-        list(MODEL_FEATURES),
-        {f: "float64" for f in MODEL_FEATURES},
-        summary,
+        list(features),
+        dtypes,
+        {
+            **summary,
+            "fit": "evaluated",
+            "evaluated_fit": evaluated_fit,
+            "shipped_fit": evaluated_fit,
+        },
+    )
+    if not p.refit:
+        return Trained(
+            evaluated,
+            baseline_scorers,
+            predictions.reset_index(drop=True),
+            evaluated.metadata,
+            reference_profile(tr, list(features)),
+            evaluated,
+        )
+
+    # the shipped model has seen the newest labels: every labelled cutoff, the same rounds;
+    # its calibrator adds the test cutoff's out-of-time predictions (the evaluated fit's)
+    every = frame[frame["cutoff_date"].isin(plan.cutoffs)]
+    x_all, y_all = _xy(every, features)
+    refit, _ = _fit_booster(x_all, y_all, features, p, best_iter)
+    ship_cal, _ = fit_calibrator(
+        np.concatenate([cal_raw, raw_te]),
+        np.concatenate([cal_y, y_te]),
+        calibrator.kind,
+        seed=p.seed,
+    )
+    shipped_fit = {
+        "fit": "refit",
+        "train_cutoffs": [str(c) for c in sorted(every["cutoff_date"].unique())],
+        "rows": len(every),
+        "rounds": best_iter,
+        "calibration_dates": [str(c) for c in [*cal_dates, plan.test_cutoff]],
+        "calibration": ship_cal.kind,
+    }
+    shipped_summary = {
+        **summary,
+        "feature_importance_gain": dict(
+            zip(features, refit.feature_importance("gain").round(4).tolist(), strict=True)
+        ),
+        "evaluated_fit": evaluated_fit,
+        "shipped_fit": shipped_fit,
+    }
+    shipped = ChurnModel(
+        refit, ship_cal, list(features), dtypes, {**shipped_summary, "fit": "refit"}
+    )
+    evaluated.metadata["shipped_fit"] = shipped_fit
+    log.info(
+        "refit on every labelled cutoff: %s rows from %d cutoffs, %d rounds (the shipped model)",
+        f"{len(every):,}",
+        len(shipped_fit["train_cutoffs"]),
+        best_iter,
     )
     return Trained(
-        model,
+        shipped,
         baseline_scorers,
         predictions.reset_index(drop=True),
-        summary,
-        reference_profile(tr, list(MODEL_FEATURES)),
+        shipped_summary,
+        reference_profile(every, list(features)),
+        evaluated,
     )
 
 
 def run_train(p: TrainParams) -> dict[str, Any]:
-    """Read snapshots, train, and write ``models/`` plus validation/test predictions."""
+    """Read snapshots, train, and write ``models/`` plus validation/test predictions.
+
+    ``models/`` holds the shipped model; ``models/eval/evaluated/`` the fit the gate judges
+    on the test cutoff (the same one unless ``train.refit``).
+    """
     frame, horizon_days, step = load_training_frame(p.features_dir)
-    trained = train_model(frame, horizon_days, p, step)
+    plan, chain = load_plan(p.features_dir, frame)
+    trained = train_model(frame, horizon_days, p, step, plan, chain)
     model_dir = Path(p.model_dir)
     trained.model.save(model_dir)
+    assert trained.evaluated is not None
+    trained.evaluated.save(model_dir / EVALUATED_DIR)
     for name, scorer in trained.baselines.items():
         save_scorer(scorer, scorer_folder(model_dir, name))
     for name in CANDIDATES:  # each scorer carries it (a registered copy is on its own)

@@ -226,6 +226,8 @@ def _swap_first_two(d: dict) -> dict:
     return d
 
 
+# a valid isotonic calibrator, damaged below (training may have chosen a sigmoid)
+ISOTONIC = {"kind": "isotonic", "x": [0.1, 0.4, 0.8], "y": [0.05, 0.3, 0.9], "a": 1.0, "b": 0.0}
 JSON_DAMAGE: dict[str, tuple[str, Callable[[Path], None]]] = {
     "calibrator: bad JSON": (
         CALIBRATOR_FILE,
@@ -241,23 +243,25 @@ JSON_DAMAGE: dict[str, tuple[str, Callable[[Path], None]]] = {
     "calibrator: no kind": (CALIBRATOR_FILE, _json_edit(CALIBRATOR_FILE, lambda d: {"x": d["x"]})),
     "calibrator: NaN in isotonic": (
         CALIBRATOR_FILE,
-        _json_edit(CALIBRATOR_FILE, lambda d: {**d, "y": [float("nan"), *d["y"][1:]]}),
+        _json_edit(
+            CALIBRATOR_FILE, lambda _: {**ISOTONIC, "y": [float("nan"), *ISOTONIC["y"][1:]]}
+        ),
     ),
     "calibrator: x and y lengths differ": (
         CALIBRATOR_FILE,
-        _json_edit(CALIBRATOR_FILE, lambda d: {**d, "y": d["y"][:-1]}),
+        _json_edit(CALIBRATOR_FILE, lambda _: {**ISOTONIC, "y": ISOTONIC["y"][:-1]}),
     ),
     "calibrator: x decreasing": (
         CALIBRATOR_FILE,
-        _json_edit(CALIBRATOR_FILE, lambda d: {**d, "x": d["x"][::-1]}),
+        _json_edit(CALIBRATOR_FILE, lambda _: {**ISOTONIC, "x": ISOTONIC["x"][::-1]}),
     ),
     "calibrator: y above 1": (
         CALIBRATOR_FILE,
-        _json_edit(CALIBRATOR_FILE, lambda d: {**d, "y": [*d["y"][:-1], 1.5]}),
+        _json_edit(CALIBRATOR_FILE, lambda _: {**ISOTONIC, "y": [*ISOTONIC["y"][:-1], 1.5]}),
     ),
     "calibrator: empty isotonic": (
         CALIBRATOR_FILE,
-        _json_edit(CALIBRATOR_FILE, lambda d: {**d, "x": [], "y": []}),
+        _json_edit(CALIBRATOR_FILE, lambda _: {**ISOTONIC, "x": [], "y": []}),
     ),
     "calibrator: sigmoid a is text": (
         CALIBRATOR_FILE,

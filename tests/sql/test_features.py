@@ -16,6 +16,7 @@ from churnguard import features as F
 from churnguard.config import EngineParams, FeaturesParams
 from churnguard.db import connect
 from churnguard.errors import DataError
+from churnguard.feature_defs import CHAIN_FILE
 
 D = dt.date
 
@@ -195,20 +196,26 @@ def test_monetary_total_equals_input_sum_and_label_matches_window(tmp_path, engi
 
 
 def test_plan_cutoffs_ends_one_horizon_before_as_of():
-    p = FeaturesParams(horizon_days=90, cutoff_step_days=30, n_cutoffs=3)
+    p = FeaturesParams(horizon_days=90, cutoff_step_days=30, n_cutoffs=5)
     as_of, cutoffs = F.plan_cutoffs(D(2023, 1, 1), D(2024, 12, 31), p)
     assert as_of == D(2024, 12, 31)
-    assert cutoffs == [D(2024, 8, 3), D(2024, 9, 2), D(2024, 10, 2)]
+    assert cutoffs == [D(2024, 6, 4), D(2024, 7, 4), D(2024, 8, 3), D(2024, 9, 2), D(2024, 10, 2)]
 
 
 def test_grid_that_does_not_fit_says_what_would(tmp_path):
-    p = FeaturesParams(horizon_days=90, cutoff_step_days=30, n_cutoffs=12)
+    p = FeaturesParams(horizon_days=90, cutoff_step_days=30, n_cutoffs=12, horizon_mode="direct")
     with pytest.raises(DataError, match=r"at most 5 cutoff\(s\) fit.*features.n_cutoffs ≤ 5"):
         F.plan_cutoffs(D(2024, 6, 1), D(2024, 12, 31), p)
 
 
+def test_too_few_cutoffs_for_a_direct_split_say_how_many_fit():
+    p = FeaturesParams(horizon_days=90, cutoff_step_days=30, n_cutoffs=3, horizon_mode="direct")
+    with pytest.raises(DataError, match=r"features.n_cutoffs between 5 and 17"):
+        F.plan_cutoffs(D(2023, 6, 1), D(2024, 12, 31), p)
+
+
 def test_horizon_longer_than_data_is_refused():
-    p = FeaturesParams(horizon_days=400, n_cutoffs=1)
+    p = FeaturesParams(horizon_days=400, n_cutoffs=1, horizon_mode="direct")
     with pytest.raises(DataError, match="horizon_days must be below 213"):
         F.plan_cutoffs(D(2024, 6, 1), D(2024, 12, 31), p)
 
@@ -319,7 +326,7 @@ def test_parts_left_by_a_killed_run_are_removed(pipeline, tmp_path):
     F.run_features(pipeline.features.model_copy(update={"output_dir": str(out)}), pipeline.engine)
     assert not stale.exists()
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [F.SNAPSHOTS_FILE, F.CURRENT_FILE, F.CUTOFFS_FILE]
+        [F.SNAPSHOTS_FILE, F.CURRENT_FILE, F.CUTOFFS_FILE, CHAIN_FILE]
     )
 
 

@@ -151,7 +151,7 @@ def test_spark_sql_carries_each_engine_difference_rewrite():
     diffs = list(tree.find_all(sqlglot.exp.DateDiff))
     assert diffs and all(d.args.get("unit") is None for d in diffs)  # DATEDIFF(b, a): no time zone
     arg_max = list(tree.find_all(sqlglot.exp.ArgMax))
-    assert len(arg_max) == 5  # every one skips NULL values, as DuckDB's arg_max does
+    assert len(arg_max) == 6  # every one skips NULL values, as DuckDB's arg_max does
     assert all(
         isinstance(n.parent, sqlglot.exp.Filter) and "IS NULL" in n.parent.sql() for n in arg_max
     )

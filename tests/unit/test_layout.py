@@ -33,6 +33,7 @@ PURE = (
     "workbook",
     "outcomes",
     "uplift",
+    "horizon",
 )
 ALLOWED_INTERNAL = {*PURE, "config", "errors"}
 FORBIDDEN_EXTERNAL = (

@@ -7,6 +7,7 @@ import datetime as dt
 import logging
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,15 +18,18 @@ from churnguard.config import EngineParams, FeaturesParams, memory_bytes
 from churnguard.db import connect, sql_string
 from churnguard.errors import DataError
 from churnguard.feature_defs import (
+    CHAIN_FILE,
     CURRENT_FILE,
     CUTOFFS_FILE,
     SNAPSHOTS_FILE,
+    assemble_chain,
     cutoff_table,
     feature_sql,
-    plan_cutoffs,
     run_summary,
 )
+from churnguard.horizon import Plan, chain_cutoffs, plan_training
 from churnguard.io import atomic_path, write_json_atomic
+from churnguard.modeling import ChainedScores, chained_churn, is_chained
 
 if TYPE_CHECKING:  # pragma: no cover
     from churnguard.modeling import ChurnModel, LoadedModel
@@ -34,10 +38,16 @@ log = logging.getLogger(__name__)
 
 
 def _register_inputs(
-    con: duckdb.DuckDBPyConnection, transactions: str | Path, cutoffs: pd.DataFrame
+    con: duckdb.DuckDBPyConnection,
+    transactions: str | Path,
+    cutoffs: pd.DataFrame,
+    data_end: dt.date | None = None,
 ) -> None:
+    """The ``transactions`` and ``cutoffs`` views the feature SQL reads; ``data_end`` hides
+    every line dated after it (a chain step's snapshot sees only the data up to its origin)."""
+    where = f" where cast(ts as date) <= date '{data_end.isoformat()}'" if data_end else ""
     con.execute(
-        f"create or replace temp view transactions as select * from read_parquet({sql_string(str(transactions))})"
+        f"create or replace temp view transactions as select * from read_parquet({sql_string(str(transactions))}){where}"
     )
     con.register("cutoffs_df", cutoffs)
     con.execute(
@@ -102,15 +112,19 @@ def build_snapshot(
     lost_after_days: int,
     target: Path,
     per_query: int | None = None,
+    data_end: dt.date | None = None,
 ) -> int:
     """Write the feature snapshot(s) for ``cutoffs`` to ``target``; labelled when horizon_days.
 
     ``per_query`` cutoffs at a time (None: all in one query). Batches are written as part
     files and concatenated in cutoff order: the same rows in the same order, with the same
-    schema, as one query, since every feature is computed within its cutoff.
+    schema, as one query, since every feature is computed within its cutoff. ``data_end``
+    hides lines dated after it (chain snapshots: cutoffs after the data they may see).
     """
     if per_query is None or len(cutoffs) <= per_query:
-        _register_inputs(con, transactions, cutoff_table(cutoffs, horizon_days, lost_after_days))
+        _register_inputs(
+            con, transactions, cutoff_table(cutoffs, horizon_days, lost_after_days), data_end
+        )
         return _copy_atomic(con, target)
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{target.name}.parts-", dir=target.parent) as tmp:
@@ -118,7 +132,9 @@ def build_snapshot(
         for i in range(0, len(cutoffs), per_query):
             part = Path(tmp) / f"part-{i:05d}.parquet"
             batch = cutoffs[i : i + per_query]
-            _register_inputs(con, transactions, cutoff_table(batch, horizon_days, lost_after_days))
+            _register_inputs(
+                con, transactions, cutoff_table(batch, horizon_days, lost_after_days), data_end
+            )
             _copy_atomic(con, part)
             log.info("cutoffs %s..%s written", batch[0], batch[-1])
             parts.append(part)
@@ -174,14 +190,56 @@ def snapshot_frame(
     lost_after_days: int,
     engine: EngineParams,
     horizon_days: int | None = None,
+    cutoffs: list[dt.date] | None = None,
+    data_end: dt.date | None = None,
 ) -> pd.DataFrame:
-    """The snapshot at ``as_of`` as a DataFrame (used by scoring; same SQL as training)."""
+    """The snapshot at ``as_of`` (or at each of ``cutoffs``) as a DataFrame (used by scoring;
+    same SQL as training); ``data_end`` hides lines dated after it."""
     con = connect(engine)
     try:
-        _register_inputs(con, transactions, cutoff_table([as_of], horizon_days, lost_after_days))
+        table = cutoff_table(cutoffs or [as_of], horizon_days, lost_after_days)
+        _register_inputs(con, transactions, table, data_end)
         return con.execute(feature_sql()).df()
     finally:
         con.close()
+
+
+def chain_frame(
+    transactions: str | Path,
+    plan: Plan,
+    lost_after_days: int,
+    engine: EngineParams,
+) -> pd.DataFrame:
+    """The calibration data of a chained plan (:func:`feature_defs.assemble_chain`): for
+    every chain origin o, the snapshots at o + k·h built from the lines dated ≤ o, with
+    the realised target label at o."""
+
+    def build(cutoffs: list[dt.date], horizon: int | None, data_end: dt.date) -> pd.DataFrame:
+        return snapshot_frame(
+            transactions, cutoffs[0], lost_after_days, engine, horizon, cutoffs, data_end
+        )
+
+    return assemble_chain(plan, build)
+
+
+def chained_scores(
+    scorer: Any, build: Callable[[list[dt.date]], pd.DataFrame], as_of: dt.date
+) -> ChainedScores:
+    """A chained scorer at ``as_of``: ``build(cutoffs)`` gives the step snapshots from the
+    lines up to ``as_of`` (any engine)."""
+    meta = scorer.metadata
+    steps = build(chain_cutoffs(as_of, meta["label_horizon_days"], meta["horizon_days"]))
+    return ChainedScores(scorer, chained_churn(scorer, steps))
+
+
+def write_chain(frame: pd.DataFrame, target: Path) -> None:
+    """``chain.parquet``: always written (empty for a direct plan), so DVC tracks one file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False)
+    with atomic_path(target) as tmp:
+        pq.write_table(table.replace_schema_metadata(None), tmp, compression="zstd")
 
 
 def _register_source(
@@ -236,26 +294,33 @@ class DuckDBEngine:
         con = connect(self.params)
         try:
             data_min, data_max, n_tx = data_range(con, src)
-            as_of, cutoffs = plan_cutoffs(data_min, data_max, params)
+            plan = plan_training(data_min, data_max, params)
+            as_of, cutoffs = plan.as_of, plan.cutoffs
+            if as_of > data_max:
+                log.warning("features.as_of %s is after the last transaction (%s)", as_of, data_max)
             log.info(
-                "cutoffs %s (every %d days, horizon %d days, as-of %s)",
+                "%s %d-day horizon: cutoffs %s (every %d days, %d-day labels, as-of %s)",
+                plan.mode,
+                plan.target_horizon_days,
                 ", ".join(str(c) for c in cutoffs),
-                params.cutoff_step_days,
-                params.horizon_days,
+                plan.step_days,
+                plan.label_horizon_days,
                 as_of,
             )
             per_query = cutoffs_per_query(params.cutoffs_per_query, n_tx, self.params.memory_limit)
+            # labels never read past the as-of date: lines after it are hidden
             n_snap = build_snapshot(
                 con,
                 src,
                 cutoffs,
-                params.horizon_days,
+                plan.label_horizon_days,
                 params.lost_after_days,
                 out_dir / SNAPSHOTS_FILE,
                 per_query,
+                as_of,
             )
             n_cur = build_snapshot(
-                con, src, [as_of], None, params.lost_after_days, out_dir / CURRENT_FILE
+                con, src, [as_of], None, params.lost_after_days, out_dir / CURRENT_FILE, None, as_of
             )
             per_cutoff = con.execute(
                 "select cutoff_date, count(*), sum(churned), sum(lapsed), "
@@ -271,17 +336,30 @@ class DuckDBEngine:
             n_tx,
             (data_min, data_max),
             as_of,
-            params.horizon_days,
+            plan.label_horizon_days,
             n_snap,
             n_cur,
+            plan,
+        )
+        write_chain(
+            chain_frame(src, plan, params.lost_after_days, self.params), out_dir / CHAIN_FILE
         )
         write_json_atomic(out_dir / CUTOFFS_FILE, summary)
         return summary
 
     def score_snapshot(
         self, transactions: str | Path, as_of: dt.date, lost_after_days: int, loaded: LoadedModel
-    ) -> tuple[pd.DataFrame, ChurnModel]:
-        return snapshot_frame(transactions, as_of, lost_after_days, self.params), loaded.model
+    ) -> tuple[pd.DataFrame, ChurnModel | ChainedScores]:
+        snap = snapshot_frame(transactions, as_of, lost_after_days, self.params)
+        if not is_chained(loaded.model):
+            return snap, loaded.model
+        return snap, chained_scores(
+            loaded.model,
+            lambda cutoffs: snapshot_frame(
+                transactions, as_of, lost_after_days, self.params, None, cutoffs, as_of
+            ),
+            as_of,
+        )
 
     def extra_score_files(self, folder: Path, present: pd.DataFrame) -> list[str]:
         return []

@@ -89,16 +89,19 @@ from sqlglot import exp
 from churnguard.config import EngineParams, FeaturesParams, memory_bytes
 from churnguard.errors import ConfigError, DataError, ModelError
 from churnguard.feature_defs import (
+    CHAIN_FILE,
     COLUMN_NAMES,
     CURRENT_FILE,
     CUTOFFS_FILE,
     SNAPSHOTS_FILE,
+    assemble_chain,
     cutoff_table,
     feature_sql,
-    plan_cutoffs,
     run_summary,
 )
+from churnguard.horizon import plan_training
 from churnguard.io import atomic_path, write_json_atomic
+from churnguard.modeling import ChainedScores, is_chained
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
@@ -533,15 +536,31 @@ def run_features(
     out = str(params.output_dir).rstrip("/")
     if not _is_uri(out):
         Path(out).mkdir(parents=True, exist_ok=True)
-    with session(engine, spark) as s, cached_transactions(s, src) as tx:
-        data_min, data_max, n_tx = data_range(tx)
-        as_of, cutoffs = plan_cutoffs(data_min, data_max, params)
-        log.info("Spark features: cutoffs %s, as-of %s", ", ".join(map(str, cutoffs)), as_of)
+    with session(engine, spark) as s, cached_transactions(s, src) as all_tx:
+        data_min, data_max, n_tx = data_range(all_tx)
+        plan = plan_training(data_min, data_max, params)
+        as_of, cutoffs = plan.as_of, plan.cutoffs
+        log.info(
+            "Spark features: %s plan, cutoffs %s, as-of %s",
+            plan.mode,
+            ", ".join(map(str, cutoffs)),
+            as_of,
+        )
+        tx = _upto(all_tx, as_of)  # labels never read past the as-of date
         snap_path, cur_path = f"{out}/{SNAPSHOTS_FILE}", f"{out}/{CURRENT_FILE}"
         n_snap = write_parquet(
-            feature_frame(s, tx, cutoffs, params.horizon_days, params.lost_after_days), snap_path
+            feature_frame(s, tx, cutoffs, plan.label_horizon_days, params.lost_after_days),
+            snap_path,
         )
         n_cur = write_parquet(feature_frame(s, tx, [as_of], None, params.lost_after_days), cur_path)
+
+        def build(steps: list[dt.date], horizon: int | None, data_end: dt.date) -> pd.DataFrame:
+            frame = feature_frame(
+                s, _upto(all_tx, data_end), steps, horizon, params.lost_after_days
+            )
+            return _to_duckdb_pandas(frame.orderBy("cutoff_date", "customer_id").toArrow())
+
+        chain = assemble_chain(plan, build)
         s.read.parquet(snap_path).createOrReplaceTempView("churnguard_snapshots")
         per_cutoff = [
             tuple(r)
@@ -558,15 +577,31 @@ def run_features(
             n_tx,
             (data_min, data_max),
             as_of,
-            params.horizon_days,
+            plan.label_horizon_days,
             n_snap,
             n_cur,
+            plan,
         )
         if _is_uri(out):
+            if plan.mode == "chained":
+                raise ConfigError(
+                    f"{out}: a chained plan writes {CHAIN_FILE} beside the snapshots, which "
+                    "needs a local features.output_dir on the Spark engine for now"
+                )
             _write_text(s, f"{out}/{CUTOFFS_FILE}", dumps_json(summary))
     if not _is_uri(out):
+        from churnguard.engines.duckdb import write_chain
+
+        write_chain(chain, Path(out) / CHAIN_FILE)
         write_json_atomic(Path(out) / CUTOFFS_FILE, summary)
     return summary
+
+
+def _upto(transactions: DataFrame, day: dt.date) -> DataFrame:
+    """The lines dated on or before ``day``."""
+    from pyspark.sql import functions as F
+
+    return transactions.filter(F.col("ts").cast("date") <= F.lit(day))
 
 
 # --------------------------------------------------------------------------- scoring
@@ -637,12 +672,27 @@ def score_snapshot(
     loaded: LoadedModel,
     engine: EngineParams,
     spark: SparkSession | None = None,
-) -> tuple[pd.DataFrame, SparkPredictions]:
-    """Current snapshot and P(churn) on Spark → (snapshot as DuckDB gives it, model stand-in)."""
+) -> tuple[pd.DataFrame, SparkPredictions | ChainedScores]:
+    """Current snapshot and P(churn) on Spark → (snapshot as DuckDB gives it, model stand-in).
+
+    A chained model's step snapshots are built on Spark and scored in Python."""
     import mlflow.pyfunc
     from pyspark.sql import functions as F
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    if is_chained(loaded.model):
+        # the chain scores several step snapshots with the base scorer in Python
+        from churnguard.engines.duckdb import chained_scores
+
+        with session(engine, spark) as s, cached_transactions(s, transactions) as tx:
+            upto = _upto(tx, as_of)
+
+            def build(cutoffs: list[dt.date]) -> pd.DataFrame:
+                frame = feature_frame(s, upto, cutoffs, None, lost_after_days)
+                return _to_duckdb_pandas(frame.orderBy("cutoff_date", "customer_id").toArrow())
+
+            snap = build([as_of])
+            return snap, chained_scores(loaded.model, build, as_of)
     features = loaded.model.features
     with (
         session(engine, spark) as s,
@@ -740,7 +790,7 @@ class SparkEngine:
 
     def score_snapshot(
         self, transactions: str | Path, as_of: dt.date, lost_after_days: int, loaded: LoadedModel
-    ) -> tuple[pd.DataFrame, SparkPredictions]:
+    ) -> tuple[pd.DataFrame, SparkPredictions | ChainedScores]:
         return score_snapshot(transactions, as_of, lost_after_days, loaded, self.params)
 
     def extra_score_files(self, folder: Path, present: pd.DataFrame) -> list[str]:

@@ -1,8 +1,8 @@
 -- Point-in-time customer features and churn labels: one row per (cutoff, customer).
 --
 -- Inputs (views prepared by features.py, or by any other engine):
---   transactions  canonical lines: customer_id, order_id, ts, amount, product_id,
---                 account_manager, customer_name, region, source_row
+--   transactions  canonical lines: customer_id, order_id, ts, amount, quantity, product_id,
+--                 account_manager, customer_name, region, source_row (quantity may be NULL)
 --   cutoffs       one row per snapshot date: cutoff_date, horizon_end (NULL = no label),
 --                 d30, d90, d180, d365 (cutoff_date minus that many days),
 --                 lost_after_days
@@ -21,6 +21,7 @@ with lines as (
         order_id,
         cast(ts as date) as day,
         amount,
+        quantity,
         product_id,
         account_manager,
         customer_name,
@@ -37,6 +38,7 @@ order_days as (
         day,
         cast(sum(cast(amount as decimal(38, 4))) filter (where amount >= 0) as double) as order_value,
         -cast(sum(cast(amount as decimal(38, 4))) filter (where amount < 0) as double) as returned,
+        cast(sum(cast(quantity as decimal(38, 4))) filter (where amount >= 0) as double) as order_units,
         -- the latest line that names each attribute (a NULL never overwrites a known value)
         max(source_row) filter (where account_manager is not null) as manager_row,
         max(source_row) filter (where customer_name is not null) as name_row,
@@ -54,6 +56,8 @@ daily as (
         coalesce(cast(sum(cast(order_value as decimal(38, 4))) as double), 0) as gross,
         max(order_value) as max_order,
         coalesce(cast(sum(cast(returned as decimal(38, 4))) as double), 0) as returned,
+        cast(sum(cast(order_units as decimal(38, 4))) as double) as units,
+        max(order_units) as max_order_units,
         max(manager_row) as manager_row,
         max(name_row) as name_row,
         max(region_row) as region_row
@@ -71,6 +75,22 @@ daily_gaps as (
             )
         end as gap_days
     from daily
+),
+
+-- the first purchase day (the same at every cutoff that sees the customer): value and units
+first_days as (
+    select customer_id, day as first_day, gross as first_day_spend, units as first_day_units
+    from (
+        select
+            customer_id,
+            day,
+            gross,
+            units,
+            row_number() over (partition by customer_id order by day) as k
+        from daily
+        where orders > 0
+    )
+    where k = 1
 ),
 
 -- first day each product was bought: lets distinct products be counted per cutoff
@@ -101,6 +121,9 @@ history as (
         cast(sum(cast(d.returned as decimal(38, 4))) as double) as returned_value,
         max(d.max_order) as max_order_value,
         arg_max(d.gross, d.day) filter (where d.orders > 0) as last_day_spend,
+        cast(sum(cast(d.units as decimal(38, 4))) as double) as units_total,
+        max(d.max_order_units) as max_order_units,
+        arg_max(d.units, d.day) filter (where d.orders > 0) as last_day_units,
         avg(d.gap_days) as gap_mean_days,
         stddev_samp(d.gap_days) as gap_std_days,
         arg_max(d.gap_days, d.day) filter (where d.orders > 0) as gap_last_days,
@@ -169,6 +192,13 @@ base as (
         h.gross_spend / h.orders as avg_order_value,
         h.max_order_value,
         h.last_day_spend,
+        h.units_total,
+        case when h.units_total > 0 then h.units_total / h.orders end as units_per_order,
+        case when h.units_total > 0 then h.gross_spend / h.units_total end as avg_unit_price,
+        h.max_order_units,
+        h.last_day_units,
+        fd.first_day_spend,
+        fd.first_day_units,
         h.gap_mean_days,
         h.gap_std_days,
         h.gap_last_days,
@@ -188,6 +218,12 @@ base as (
         end as returned_share,
         coalesce(p.distinct_products, 0) as distinct_products,
         case when h.purchase_days = 1 then 1 else 0 end as one_time_buyer,
+        30.0 * h.purchase_days / greatest(date_diff('day', h.first_purchase_date, h.cutoff_date), 30)
+            as purchase_days_per_30d,
+        30.0 * h.monetary_total / greatest(date_diff('day', h.first_purchase_date, h.cutoff_date), 30)
+            as spend_per_30d,
+        1.0 * date_diff('day', h.last_purchase_date, h.cutoff_date)
+            / greatest(date_diff('day', h.first_purchase_date, h.cutoff_date), 1) as recency_to_tenure,
         case
             when date_diff('day', h.last_purchase_date, h.cutoff_date) > h.lost_after_days then 1
             else 0
@@ -200,6 +236,7 @@ base as (
     from history as h
     join cutoffs as c on c.cutoff_date = h.cutoff_date
     left join products as p on p.cutoff_date = h.cutoff_date and p.customer_id = h.customer_id
+    left join first_days as fd on fd.customer_id = h.customer_id
     left join future as f on f.cutoff_date = h.cutoff_date and f.customer_id = h.customer_id
     left join line_attrs as am on am.source_row = h.manager_row
     left join line_attrs as an on an.source_row = h.name_row
@@ -283,6 +320,13 @@ final as (
         cast(round(avg_order_value, 4) as double) as avg_order_value,
         cast(round(max_order_value, 4) as double) as max_order_value,
         cast(round(last_day_spend, 4) as double) as last_day_spend,
+        cast(round(units_total, 4) as double) as units_total,
+        cast(round(units_per_order, 6) as double) as units_per_order,
+        cast(round(avg_unit_price, 4) as double) as avg_unit_price,
+        cast(round(max_order_units, 4) as double) as max_order_units,
+        cast(round(last_day_units, 4) as double) as last_day_units,
+        cast(round(first_day_spend, 4) as double) as first_day_spend,
+        cast(round(first_day_units, 4) as double) as first_day_units,
         cast(round(gap_mean_days, 6) as double) as gap_mean_days,
         cast(round(gap_std_days, 6) as double) as gap_std_days,
         cast(gap_last_days as double) as gap_last_days,
@@ -302,6 +346,9 @@ final as (
         cast(round(returned_share, 6) as double) as returned_share,
         cast(distinct_products as integer) as distinct_products,
         cast(one_time_buyer as integer) as one_time_buyer,
+        cast(round(purchase_days_per_30d, 6) as double) as purchase_days_per_30d,
+        cast(round(spend_per_30d, 4) as double) as spend_per_30d,
+        cast(round(recency_to_tenure, 6) as double) as recency_to_tenure,
         cast(r_score as integer) as r_score,
         cast(f_score as integer) as f_score,
         cast(m_score as integer) as m_score,
