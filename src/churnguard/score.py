@@ -1084,7 +1084,13 @@ def _write_outputs(
         write_excel_csv_atomic(folder / PREVIOUS_LIST_FILE, carried[list(PREVIOUS_SCHEMA)])
         files.append(PREVIOUS_LIST_FILE)
     as_of = dt.date.fromisoformat(summary["as_of"])
-    actions = action_catalogue(sp.playbook, sp.overflow)
+    # who reads what: the summary in report.language, each manager's files in theirs
+    speaks = manager_languages(lists, sp, rp)
+    catalogues = {
+        lang: action_catalogue(sp.playbook, sp.overflow, lang, rp.fallback_language)
+        for lang in sorted({rp.language, *speaks.values()})
+    }
+    actions = catalogues[rp.language]
     taken: set[str] = set()
     stems: dict[str, str] = {}
     for manager, frame in lists.items():
@@ -1094,9 +1100,9 @@ def _write_outputs(
             frame,
             list_date=as_of,
             manager=manager,
-            actions=actions,
+            actions=catalogues[speaks[manager]],
             currency=rp.currency,
-            language=rp.language,
+            language=speaks[manager],
         )
         write_bytes_atomic(folder / MANAGER_DIR / f"{stem}.xlsx", workbook)
         files += [f"{MANAGER_DIR}/{stem}.{ext}" for ext in ("csv", "xlsx", "html")]
@@ -1110,6 +1116,8 @@ def _write_outputs(
         "horizon_days": fp.horizon_days,
         "value_horizon_days": sp.value_horizon_days,
         "currency": rp.currency,
+        "calendar": rp.calendar,
+        "native_digits": rp.native_digits,
         "language": rp.language,
         "summary": summary,
         "actions": actions,
@@ -1122,6 +1130,7 @@ def _write_outputs(
             "recovered": gone[gone["change"] == "recovered"] if not gone.empty else None,
             "crr": crr,
             "crr_definition": crr_mod.definition(rp.active_within_days) if crr is not None else "",
+            "active_within_days": rp.active_within_days,
             "manager_files": {
                 m: {
                     "page": f"{MANAGER_DIR}/{s}.html",
@@ -1140,6 +1149,8 @@ def _write_outputs(
         page = render_manager_html(
             {
                 **common,
+                "language": speaks[manager],
+                "actions": catalogues[speaks[manager]],
                 "manager": manager,
                 "list": frame,
                 "automated": int(automated.get(manager, 0)),
