@@ -158,8 +158,25 @@ def header_view(ctx: dict[str, Any]) -> dict[str, Any]:
             if top
             else None
         ),
-        "warnings": list(summary.get("warnings") or []),
+        "warnings": page_warnings(summary, page_format(ctx)),
     }
+
+
+def page_warnings(summary: dict[str, Any], fmt: LocalFormat) -> list[str]:
+    """``summary.json``'s warnings as the page's reader reads them: the English text as it
+    is for English pages; for other languages each warning with a code
+    (``warning_codes``) is said again in that language, one without a code stays English."""
+    texts = [str(w) for w in summary.get("warnings") or []]
+    codes = summary.get("warning_codes") or []
+    if fmt.language == "en" or len(codes) != len(texts):
+        return texts
+    tr = i18n.Translator(fmt.language, fmt)
+    return [
+        i18n.notice_text(c["code"], c.get("params") or {}, tr)
+        if isinstance(c, dict) and c.get("code") in i18n.NOTICES
+        else text
+        for text, c in zip(texts, codes, strict=True)
+    ]
 
 
 # -- summary page: figures and charts ----------------------------------------------------
