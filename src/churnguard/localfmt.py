@@ -303,8 +303,8 @@ class LocalFormat:
             return self.dash
         if self.language == "en":
             return str(d)[:10]
-        try:
-            return self.date(d)
+        try:  # Arabic's medium date is numeric (30/06/2025): its long one names the month
+            return self.date(d, "long" if self.language == "ar" else "medium")
         except ValueError:  # not an ISO date: shown as it is
             return str(d)
 
