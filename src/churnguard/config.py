@@ -419,6 +419,34 @@ class EvaluateParams(_Section):
 ShortLabel = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
 
+def _short_labels(value: str | dict[str, str] | None, what: str) -> str | dict[str, str] | None:
+    """A short label for every language, or one per language (each a ShortLabel)."""
+    if value is None or isinstance(value, str):
+        return value
+    if not value:
+        raise ValueError(f"{what}: give a label, or a mapping such as {{en: ..., fa: ...}}")
+    for code, text in value.items():
+        _check_language(code, what)
+        if not (1 <= len(text) <= 40) or re.search(r"[\x00-\x1f\x7f]", text):
+            raise ValueError(f"{what}: the {code} label must be one line of 1 to 40 characters")
+    return value
+
+
+def label_in(
+    value: str | dict[str, str] | None, name: str, language: str, fallback: str | None
+) -> str:
+    """The short label a ``language`` reader sees: a plain label whatever the language; from
+    a mapping, the language's, else ``fallback``'s, else the English one; else the rule
+    name humanised. A label never stops a run: the full action text says what to do."""
+    if isinstance(value, str):
+        return value
+    if value:
+        for code in (language, fallback, "en"):
+            if code is not None and code in value:
+                return value[code]
+    return humanize(name)
+
+
 def humanize(name: str) -> str:
     """``personal_call`` → ``Personal call``: the short label of an action that has none."""
     words = re.sub(r"[_\s]+", " ", name).strip()
@@ -483,8 +511,9 @@ class ActionRule(_Section):
 
     name: str
     action: str | dict[str, str]
-    # short label shown in lists, workbooks and reports (default: the name, humanised)
-    label: ShortLabel | None = None
+    # short label shown in lists, workbooks and reports (default: the name, humanised);
+    # one label, or labels by language ({en: …, ar: …, fa: …})
+    label: ShortLabel | dict[str, str] | None = None
     channel: str
     owner: Literal["account_manager", "automated"]
     cost: Annotated[float, Field(ge=0)]
@@ -502,12 +531,22 @@ class ActionRule(_Section):
 
     @property
     def short_label(self) -> str:
-        return self.label or humanize(self.name)
+        """The English (or only) label."""
+        return label_in(self.label, self.name, "en", None)
+
+    def label_in(self, language: str, fallback: str | None = None) -> str:
+        """The short label a ``language`` reader sees (see :func:`label_in`)."""
+        return label_in(self.label, self.name, language, fallback)
 
     @field_validator("action")
     @classmethod
     def _action_texts(cls, v: str | dict[str, str], info: Any) -> str | dict[str, str]:
         return _localized(v, f"rule {info.data.get('name', '?')!r} action")
+
+    @field_validator("label")
+    @classmethod
+    def _label_texts(cls, v: str | dict[str, str] | None, info: Any) -> str | dict[str, str] | None:
+        return _short_labels(v, f"rule {info.data.get('name', '?')!r} label")
 
     def action_in(self, language: str, fallback: str | None = None) -> str:
         """The action text a ``language`` reader gets (see :func:`text_in`)."""
@@ -547,19 +586,29 @@ class OverflowAction(_Section):
     action: str | dict[str, str] = (
         "Personal email in the manager's name asking for feedback (sent automatically)"
     )
-    label: ShortLabel | None = None
+    label: ShortLabel | dict[str, str] | None = None
     channel: str = "email"
     cost: Annotated[float, Field(ge=0)] = 1.0
     save_rate: Annotated[float, Field(ge=0, le=1)] = 0.06
 
     @property
     def short_label(self) -> str:
-        return self.label or humanize(self.name)
+        """The English (or only) label."""
+        return label_in(self.label, self.name, "en", None)
+
+    def label_in(self, language: str, fallback: str | None = None) -> str:
+        """The short label a ``language`` reader sees (see :func:`label_in`)."""
+        return label_in(self.label, self.name, language, fallback)
 
     @field_validator("action")
     @classmethod
     def _action_texts(cls, v: str | dict[str, str]) -> str | dict[str, str]:
         return _localized(v, "score.overflow action")
+
+    @field_validator("label")
+    @classmethod
+    def _label_texts(cls, v: str | dict[str, str] | None) -> str | dict[str, str] | None:
+        return _short_labels(v, "score.overflow label")
 
     def action_in(self, language: str, fallback: str | None = None) -> str:
         """The action text a ``language`` reader gets (see :func:`text_in`)."""
@@ -613,13 +662,14 @@ class ScoreParams(_Section):
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"playbook rule names must be unique; repeated: {dup}")
-        labels = [r.short_label.casefold() for r in v]
-        dup = sorted({n for n in labels if labels.count(n) > 1})
-        if dup:
-            raise ValueError(
-                f"playbook labels must be unique (a workbook maps each label to its action); "
-                f"repeated: {dup}"
-            )
+        for language in LANGUAGES:
+            labels = [r.label_in(language).casefold() for r in v]
+            dup = sorted({n for n in labels if labels.count(n) > 1})
+            if dup:
+                raise ValueError(
+                    f"playbook labels must be unique (a workbook maps each label to its "
+                    f"action); repeated in {language}: {dup}"
+                )
         return v
 
 

@@ -364,3 +364,171 @@ def jinja_environment(
         digits=fmt.digits,
     )
     return env
+
+
+# -- warnings -------------------------------------------------------------------------------
+
+# Each warning churnguard puts in summary.json and at the top of the report: its message
+# (Python ``{name}`` placeholders) and how each parameter is shown — ``text`` as it is,
+# ``label`` through the catalogue (a scorer's name), ``int`` without grouping, ``num3`` with
+# three decimals, ``pct0`` a share as a whole percentage, ``date`` the reader's date (ISO in
+# English), ``iso`` an ISO date that must stay one (a command-line value), ``plain`` a
+# params.yaml value as written, ``en`` an English detail shown to English readers only.
+NOTICES: Mapping[str, tuple[str, Mapping[str, str]]] = {
+    "not_evaluated": (
+        N_(
+            "The scorer ({label}) has no evaluation (eval/metrics.json beside the model folder, "
+            "or metrics on its MLflow run): how it compares with the simple baselines is "
+            "unknown. Run `churnguard evaluate` before trusting these lists."
+        ),
+        {"label": "label"},
+    ),
+    "baseline_ranks": (
+        N_(
+            "These lists are ranked by a simple baseline ({label}), not by the LightGBM model: "
+            "on the test cutoff the model did not beat it by a margin the data can "
+            "confirm{detail}. Improve the model or the data before relying on the model's "
+            "ranking."
+        ),
+        {"label": "label", "detail": "en"},
+    ),
+    "auc_undefined": (
+        N_(
+            "The {label}'s test ROC-AUC is undefined (one class on the test cutoff): its "
+            "ranking is unproven."
+        ),
+        {"label": "label"},
+    ),
+    "no_lead": (
+        N_(
+            "The model does not rank customers better than the best simple baseline "
+            "({baseline}: ROC-AUC {baseline_auc} against the model's {auc} on the test "
+            "cutoff): treat the order of these lists as no better than that rule."
+        ),
+        {"baseline": "label", "baseline_auc": "num3", "auc": "num3"},
+    ),
+    "weak_auc": (
+        N_(
+            "The {label}'s test ROC-AUC is {auc}, barely better than chance (0.5; "
+            "score.warn_below_roc_auc is {threshold}): these lists are weak evidence of who "
+            "will leave."
+        ),
+        {"label": "label", "auc": "num3", "threshold": "plain"},
+    ),
+    "data_too_old": (
+        N_(
+            "The data ends {days} days before the as-of date {as_of} (last transaction "
+            "{last}), more than the {horizon}-day churn horizon: every customer looks silent "
+            "for that long, so risks and lists are overstated. Refresh the data (churnguard "
+            "ingest) or score at --as-of {last_iso}."
+        ),
+        {"days": "int", "as_of": "date", "last": "date", "horizon": "int", "last_iso": "iso"},
+    ),
+    "data_old": (
+        N_(
+            "The data ends {days} days before the as-of date {as_of} (last transaction "
+            "{last}); purchases since then are not seen, so risks are somewhat overstated."
+        ),
+        {"days": "int", "as_of": "date", "last": "date"},
+    ),
+    "drift_unmeasured": (
+        N_(
+            "Drift is not measured: the scorer has no training profile (drift_reference.json; "
+            "models trained before this churnguard version). Retrain to measure it."
+        ),
+        {},
+    ),
+    "drift": (
+        N_(
+            "The customers scored now differ from those the scorer was trained on: {n} "
+            "feature(s) drifted beyond PSI {threshold} (score.drift_psi_threshold): {shifts}. "
+            "Retrain on recent data (`dvc repro`) before trusting the ranking."
+        ),
+        {"n": "int", "threshold": "plain", "shifts": "text"},
+    ),
+    "band_share": (
+        N_(
+            "{share} of the active customers scored are in the '{band}' band "
+            "(score.warn_band_share is {limit}): the scores barely separate customers. Check "
+            "the model quality above and score.risk_bands."
+        ),
+        {"share": "pct0", "band": "band", "limit": "pct0"},
+    ),
+    "scorer_age": (
+        N_(
+            "The scorer was last checked on outcomes up to {newest}, {age} days before the "
+            "as-of date (score.warn_champion_age_days is {limit}): retrain and evaluate on "
+            "recent data (`dvc repro`), then promote."
+        ),
+        {"newest": "date", "age": "int", "limit": "int"},
+    ),
+    "unmatched_managers": (
+        N_(
+            "score.manager_languages names {names}, who manage no customer in this run: check "
+            "the spelling against account_manager in the data (their lists are in "
+            "report.language)"
+        ),
+        {"names": "text"},
+    ),
+}
+
+
+# the scorers' names, as warnings and page headers show them (churnguard.baselines)
+SCORER_NAMES = (
+    N_("LightGBM model"),
+    N_("days since last purchase"),
+    N_("logistic regression"),
+    N_("RFM score"),
+    N_("no purchase in 180 days"),
+)
+
+
+def notice_text(code: str, params: Mapping[str, Any], tr: Translator) -> str:
+    """The warning ``code`` with ``params`` as ``tr``'s reader reads it."""
+    message, kinds = NOTICES[code]
+    fmt = tr.fmt
+    shown: dict[str, str] = {}
+    for name, kind in kinds.items():
+        value = params.get(name)
+        if kind == "label":
+            shown[name] = tr.gettext(str(value))
+        elif kind == "band":
+            shown[name] = label("risk_band", value, tr.language)
+        elif kind == "int":
+            shown[name] = fmt.int(value, group=False)
+        elif kind == "num3":
+            shown[name] = fmt.number(value, 3)
+        elif kind == "pct0":
+            shown[name] = fmt.pct(value, 0)
+        elif kind == "date":
+            shown[name] = fmt.day(value)
+        elif kind == "en":
+            shown[name] = str(value or "") if tr.language == "en" else ""
+        elif kind == "plain":
+            shown[name] = fmt.digits(str(value))
+        else:  # text, iso: as they are
+            shown[name] = str(value)
+    return tr.gettext(message).format(**shown)
+
+
+class Notice(str):
+    """A warning: its English text (what ``summary.json`` keeps, a machine file) that also
+    carries its ``code`` and ``params``, so a page can say it in its reader's language
+    (:func:`notice_text`)."""
+
+    code: str
+    params: dict[str, Any]
+
+    def __new__(cls, code: str, **params: Any) -> Notice:
+        plain = {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in params.items()}
+        self = super().__new__(cls, notice_text(code, plain, translator("en")))
+        self.code, self.params = code, plain
+        return self
+
+
+def notice_codes(warnings: Iterable[str]) -> list[dict[str, Any] | None]:
+    """``summary.json``'s ``warning_codes``: for each warning, its code and parameters
+    (``None`` for a warning given as plain text)."""
+    return [
+        {"code": w.code, "params": w.params} if isinstance(w, Notice) else None for w in warnings
+    ]

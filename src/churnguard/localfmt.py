@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import math
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
@@ -28,7 +29,7 @@ from typing import Any, Literal
 from babel import Locale
 from babel.dates import format_date as _babel_date
 from babel.dates import format_skeleton
-from babel.numbers import NumberPattern
+from babel.numbers import NumberPattern, get_currency_symbol
 
 Calendar = Literal["gregorian", "persian"]
 DateStyle = Literal["short", "medium", "long"]
@@ -131,9 +132,22 @@ def format_percent(
     """A share (0.125) as a percentage (``12%``; ``12.5%`` with ``digits=1``), placed and
     signed as the locale's percent pattern says. A :class:`~decimal.Decimal` share is
     scaled exactly (``Decimal(155) / 1000`` is 15.5%, which a float 0.155 is not quite)."""
-    system = numbering_system(language, native)
     scaled = p * 100 if isinstance(p, Decimal) else float(p) * 100
-    text, negative = _unsigned(scaled, digits, group, language, system)
+    return format_percent_value(scaled, language, digits=digits, native=native, group=group)
+
+
+def format_percent_value(
+    x: float | Decimal,
+    language: str,
+    *,
+    digits: int = 0,
+    native: bool = False,
+    group: bool = True,
+) -> str:
+    """A value already in percent (``12.5``) with the locale's percent pattern (``12.5%``):
+    rounded as ``f"{x:.{digits}f}"`` rounds it, with no scaling on the way."""
+    system = numbering_system(language, native)
+    text, negative = _unsigned(x, digits, group, language, system)
     prefix, suffix = _percent_affixes(language, system)[negative]
     return prefix + text + suffix
 
@@ -160,7 +174,21 @@ def format_money(
     text = pattern.apply(
         value, locale, currency=currency, currency_digits=False, numbering_system=system
     )
-    return _signs(text, language, system)
+    return _currency_spacing(_signs(text, language, system), get_currency_symbol(currency, locale))
+
+
+_DIGIT = "[0-9\u0660-\u0669\u06f0-\u06f9]"
+
+
+def _currency_spacing(text: str, symbol: str) -> str:
+    """CLDR's currency spacing, which Babel does not apply: a symbol written in letters
+    (``SAR``, ``ر.س.``) is kept apart from the digits by a no-break space (``SAR 1,235``,
+    not ``SAR1,235``); a sign symbol (``€``, ``$``) stays next to them."""
+    if symbol[-1:].isalpha():
+        text = re.sub(f"({re.escape(symbol)})(?={_DIGIT})", "\\1\u00a0", text)
+    if symbol[:1].isalpha():
+        text = re.sub(f"(?<={_DIGIT})({re.escape(symbol)})", "\u00a0\\1", text)
+    return text
 
 
 def format_date(
@@ -245,6 +273,40 @@ class LocalFormat:
         if missing(p):
             return self.dash
         return format_percent(p, self.language, digits=digits, native=self.native_digits)
+
+    def pct100(self, x: Any, digits: int = 1) -> str:
+        """A value already in percent (a CRR of ``87.5``) as a percentage."""
+        if missing(x):
+            return self.dash
+        return format_percent_value(
+            float(x), self.language, digits=digits, native=self.native_digits
+        )
+
+    def signed(self, x: Any, digits: int = 3) -> str:
+        """``x`` with its sign always shown (``+0.012``, ``-0.004``) in the locale's signs."""
+        if missing(x) or math.isinf(float(x)):
+            return self.dash
+        system = numbering_system(self.language, self.native_digits)
+        text, negative = _unsigned(float(x), digits, True, self.language, system)
+        symbols = _symbols(self.language, system)
+        return symbols["minusSign" if negative else "plusSign"] + text
+
+    def text(self, x: Any) -> str:
+        """A value shown as it is (a name, an id, a code); ``""`` when missing."""
+        return "" if missing(x) else str(x)
+
+    def day(self, d: Any) -> str:
+        """A date in a page or a table: ISO ``yyyy-mm-dd`` for English (as churnguard's
+        English pages have always shown it), the locale's medium date otherwise (Solar
+        Hijri with ``calendar="persian"`` in Persian, native digits when configured)."""
+        if missing(d) or d == "":
+            return self.dash
+        if self.language == "en":
+            return str(d)[:10]
+        try:  # Arabic's medium date is numeric (30/06/2025): its long one names the month
+            return self.date(d, "long" if self.language == "ar" else "medium")
+        except ValueError:  # not an ISO date: shown as it is
+            return str(d)
 
     def date(self, d: Any, style: DateStyle = "medium") -> str:
         if missing(d) or d == "":

@@ -3,8 +3,9 @@
 Pure: the functions below compute what the pages show — figures, table rows, the geometry
 of the SVG charts — from the scored frame and the lists; the Jinja2 templates in
 ``churnguard/templates`` (shipped with the package, autoescaped, so customer and manager
-names are always escaped) lay it out and hold every word, with numbers formatted by
-:class:`churnguard.labels.Formatter`. Pages are self-contained (inline CSS, SVG, no scripts,
+names are always escaped) lay it out and hold every word, translated through the reader's
+message catalogue (:func:`churnguard.i18n.jinja_environment`), with numbers, money and
+dates in the reader's local formats (:class:`churnguard.localfmt.LocalFormat`). Pages are self-contained (inline CSS, SVG, no scripts,
 no network; links only to the lists beside them) and byte-identical for identical input.
 
 Names sit in ``<bdi>``: a right-to-left name (or one mixing Arabic, Latin and digits) keeps
@@ -25,9 +26,9 @@ from urllib.parse import quote
 import jinja2
 import pandas as pd
 
-from churnguard import labels
+from churnguard import i18n
 from churnguard.config import humanize
-from churnguard.labels import Formatter, missing
+from churnguard.localfmt import LocalFormat, missing
 
 TOP_CUSTOMERS = 20
 TOP_MOVERS = 10
@@ -38,20 +39,36 @@ MANUAL = ("account_manager", "account manager")  # the owner code (scored) and i
 
 
 @functools.cache
-def environment(language: str) -> jinja2.Environment:
-    """The templates, autoescaped, with the language's message catalogue installed."""
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("churnguard", "templates"),
-        autoescape=True,
-        extensions=["jinja2.ext.i18n"],
+def environment(language: str, fmt: LocalFormat | None = None) -> jinja2.Environment:
+    """The templates for ``language`` readers: :func:`churnguard.i18n.jinja_environment`
+    (autoescaped, the language's catalogue, ``lang``/``dir``/``label``, format filters)
+    with the package's templates, strict undefined values and trimmed ``{% trans %}``
+    blocks (``babel.cfg`` extracts them trimmed too)."""
+    env = i18n.jinja_environment(
+        language,
+        jinja2.PackageLoader("churnguard", "templates"),
+        fmt or LocalFormat(language=language),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
     env.policies["ext.i18n.trimmed"] = True
-    env.install_gettext_translations(labels.translations(language), newstyle=True)  # type: ignore[attr-defined]
     return env
+
+
+def page_format(ctx: dict[str, Any]) -> LocalFormat:
+    """The local formats of a page's reader: ``ctx["language"]`` with the run's currency,
+    calendar and digits (``report.*``). The Solar Hijri calendar applies to Persian
+    pages only."""
+    language = str(ctx.get("language") or "en")
+    calendar = str(ctx.get("calendar") or "gregorian")
+    return LocalFormat(
+        language=language,
+        currency=str(ctx.get("currency") or ""),
+        calendar=calendar if language == "fa" else "gregorian",  # type: ignore[arg-type]
+        native_digits=bool(ctx.get("native_digits")),
+    )
 
 
 def href(path: str) -> str:
@@ -154,8 +171,25 @@ def header_view(ctx: dict[str, Any]) -> dict[str, Any]:
             if top
             else None
         ),
-        "warnings": list(summary.get("warnings") or []),
+        "warnings": page_warnings(summary, page_format(ctx)),
     }
+
+
+def page_warnings(summary: dict[str, Any], fmt: LocalFormat) -> list[str]:
+    """``summary.json``'s warnings as the page's reader reads them: the English text as it
+    is for English pages; for other languages each warning with a code
+    (``warning_codes``) is said again in that language, one without a code stays English."""
+    texts = [str(w) for w in summary.get("warnings") or []]
+    codes = summary.get("warning_codes") or []
+    if fmt.language == "en" or len(codes) != len(texts):
+        return texts
+    tr = i18n.Translator(fmt.language, fmt)
+    return [
+        i18n.notice_text(c["code"], c.get("params") or {}, tr)
+        if isinstance(c, dict) and c.get("code") in i18n.NOTICES
+        else text
+        for text, c in zip(texts, codes, strict=True)
+    ]
 
 
 # -- summary page: figures and charts ----------------------------------------------------
@@ -201,6 +235,8 @@ def histogram_view(scored: pd.DataFrame | None) -> dict[str, Any] | None:
                 "cx": x + bw / 2,
                 "count": c,
                 "band": f"{i * 10}–{i * 10 + 10}%",
+                "lo": i * 10,
+                "hi": i * 10 + 10,
             }
         )
     view["chart"] = {
@@ -355,7 +391,10 @@ def crr_chart(crr: pd.DataFrame) -> dict[str, Any] | None:
     def y(v: float) -> float:
         return round(top + (100 - v) / (100 - lo or 1) * (base - top), 1)
 
-    grid = [{"y": y(g), "label": f"{g}%"} for g in range(lo, 101, 10 if 100 - lo <= 50 else 20)]
+    grid = [
+        {"y": y(g), "label": f"{g}%", "value": g}
+        for g in range(lo, 101, 10 if 100 - lo <= 50 else 20)
+    ]
     runs: list[list[str]] = [[]]
     for x, v in zip(xs, vals, strict=True):
         if v is None:
@@ -394,6 +433,8 @@ def crr_view(ctx: dict[str, Any]) -> dict[str, Any] | None:
     return {
         "chart": crr_chart(crr),
         "definition": ctx.get("crr_definition") or crr.attrs.get("definition") or "",
+        # the definition's wording in the page's language (crr.definition's, translated)
+        "active_within_days": ctx.get("active_within_days"),
         "rows": [
             {
                 "period": str(r["period"]),
@@ -466,18 +507,9 @@ def summary_view(ctx: dict[str, Any]) -> dict[str, Any]:
 
 
 def _page(template: str, ctx: dict[str, Any], view: dict[str, Any]) -> str:
-    language = str(ctx.get("language") or "en")
-    fmt = Formatter(currency=str(ctx.get("currency") or ""), language=language)
-    page = environment(language).get_template(template)
-    return page.render(
-        view=view,
-        fmt=fmt,
-        lang=language,
-        dir=labels.direction(language),
-        changes=labels.CHANGES,
-        bands=labels.RISK_BANDS,
-        owners=labels.OWNERS,
-    )
+    fmt = page_format(ctx)
+    page = environment(fmt.language, fmt).get_template(template)
+    return page.render(view=view, fmt=fmt)
 
 
 def render_html(ctx: dict[str, Any]) -> str:

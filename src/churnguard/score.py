@@ -47,7 +47,14 @@ from churnguard.drift import drift_summary, population_stability
 from churnguard.engines import Engine, Scorer, get_engine
 from churnguard.errors import DataError, ModelError, RefusedTargetError, output_error
 from churnguard.explain import phrase, top_reasons
-from churnguard.i18n import left_list_action, manager_languages, reader, unmatched_managers
+from churnguard.i18n import (
+    Notice,
+    left_list_action,
+    manager_languages,
+    notice_codes,
+    reader,
+    unmatched_managers,
+)
 from churnguard.io import (
     AMOUNT_METADATA_KEY,
     check_replaceable,
@@ -282,9 +289,7 @@ def model_quality(
     label = SCORER_LABELS.get(scorer, scorer)
     if not evaluation or not isinstance(evaluation.get(scorer), dict):
         return {"evaluated": False, "scorer": scorer, "scorer_label": label}, [
-            f"The scorer ({label}) has no evaluation (eval/metrics.json beside the model "
-            "folder, or metrics on its MLflow run): how it compares with the simple baselines "
-            "is unknown. Run `churnguard evaluate` before trusting these lists."
+            Notice("not_evaluated", label=label)
         ]
     mine = evaluation[scorer]
     others = {
@@ -310,17 +315,10 @@ def model_quality(
         quality["model_roc_auc"] = evaluation[MODEL].get("roc_auc")
     warnings: list[str] = []
     if scorer != MODEL:
-        warnings.append(
-            f"These lists are ranked by a simple baseline ({label}), not by the LightGBM model: "
-            "on the test cutoff the model did not beat it by a margin the data can confirm"
-            + (f" ({selection[0]})" if selection else "")
-            + ". Improve the model or the data before relying on the model's ranking."
-        )
+        detail = f" ({selection[0]})" if selection else ""
+        warnings.append(Notice("baseline_ranks", label=label, detail=detail))
     if auc is None:
-        warnings.append(
-            f"The {label}'s test ROC-AUC is undefined (one class on the test cutoff): its "
-            "ranking is unproven."
-        )
+        warnings.append(Notice("auc_undefined", label=label))
         return quality, warnings
     if others:
         best = max(sorted(others), key=lambda k: others[k]["roc_auc"])
@@ -330,16 +328,16 @@ def model_quality(
         )
         if lead <= 0 and scorer == MODEL:
             warnings.append(
-                f"The model does not rank customers better than the best simple baseline "
-                f"({BASELINE_LABELS[best]}: ROC-AUC {others[best]['roc_auc']:.3f} against the "
-                f"model's {auc:.3f} on the test cutoff): treat the order of these lists as no "
-                "better than that rule."
+                Notice(
+                    "no_lead",
+                    baseline=BASELINE_LABELS[best],
+                    baseline_auc=float(others[best]["roc_auc"]),
+                    auc=float(auc),
+                )
             )
     if auc < warn_below_roc_auc:
         warnings.append(
-            f"The {label}'s test ROC-AUC is {auc:.3f}, barely better than chance (0.5; "
-            f"score.warn_below_roc_auc is {warn_below_roc_auc}): these lists are weak evidence "
-            "of who will leave."
+            Notice("weak_auc", label=label, auc=float(auc), threshold=warn_below_roc_auc)
         )
     return quality, warnings
 
@@ -361,10 +359,7 @@ def data_drift(
     """PSI of each model feature between the scorer's training rows and the active
     (non-lapsed) customers scored now; a warning naming the top shifts above ``threshold``."""
     if not reference:
-        return {"measured": False}, [
-            "Drift is not measured: the scorer has no training profile (drift_reference.json; "
-            "models trained before this churnguard version). Retrain to measure it."
-        ]
+        return {"measured": False}, [Notice("drift_unmeasured")]
     active = snapshot[snapshot["lapsed"] == 0] if "lapsed" in snapshot.columns else snapshot
     present = [f for f in reference.get("features", {}) if f in active.columns]
     if active.empty or not present:
@@ -381,10 +376,7 @@ def data_drift(
             if t["psi"] >= threshold
         )
         warnings.append(
-            f"The customers scored now differ from those the scorer was trained on: "
-            f"{len(drift['features_over'])} feature(s) drifted beyond PSI {threshold} "
-            f"(score.drift_psi_threshold): {shifts}. Retrain on recent data (`dvc repro`) "
-            "before trusting the ranking."
+            Notice("drift", n=len(drift["features_over"]), threshold=threshold, shifts=shifts)
         )
     return drift, warnings
 
@@ -403,9 +395,7 @@ def list_warnings(
         facts["largest_band"] = {"band": top_band, "share": round(share, 4)}
         if share > sp.warn_band_share:
             warnings.append(
-                f"{share:.0%} of the active customers scored are in the '{top_band}' band "
-                f"(score.warn_band_share is {sp.warn_band_share:.0%}): the scores barely separate "
-                "customers. Check the model quality above and score.risk_bands."
+                Notice("band_share", share=share, band=top_band, limit=sp.warn_band_share)
             )
     cutoff = loaded.model.metadata.get("test_cutoff")
     meta = loaded.model.metadata
@@ -417,9 +407,7 @@ def list_warnings(
         facts["scorer_newest_label"] = newest_label.isoformat()
         if age > sp.warn_champion_age_days:
             warnings.append(
-                f"The scorer was last checked on outcomes up to {newest_label}, {age} days before "
-                f"the as-of date (score.warn_champion_age_days is {sp.warn_champion_age_days}): "
-                "retrain and evaluate on recent data (`dvc repro`), then promote."
+                Notice("scorer_age", newest=newest_label, age=age, limit=sp.warn_champion_age_days)
             )
     if loaded.registered_at:
         facts["registered_at"] = loaded.registered_at
@@ -774,6 +762,8 @@ def build_summary(
         "actions": {str(k): int(v) for k, v in on["rule"].value_counts().sort_index().items()},
         "managers": per_manager,
         **extra,
+        # each warning's code and parameters, so pages can say it in their reader's language
+        "warning_codes": notice_codes(extra.get("warnings") or []),
     }
 
 
@@ -950,11 +940,7 @@ def _score_locked(
         )
         unmatched = unmatched_managers(readers, sp)
         language_warnings = (
-            [
-                f"score.manager_languages names {', '.join(map(repr, unmatched))}, who manage "
-                "no customer in this run: check the spelling against account_manager in the "
-                "data (their lists are in report.language)"
-            ]
+            [Notice("unmatched_managers", names=", ".join(map(repr, unmatched)))]
             if unmatched
             else []
         )
@@ -1093,16 +1079,17 @@ def data_freshness(
     warnings = []
     if silent > horizon_days:
         warnings.append(
-            f"The data ends {silent} days before the as-of date {as_of} (last transaction "
-            f"{last_day}), more than the {horizon_days}-day churn horizon: every customer looks "
-            "silent for that long, so risks and lists are overstated. Refresh the data "
-            f"(churnguard ingest) or score at --as-of {last_day}."
+            Notice(
+                "data_too_old",
+                days=silent,
+                as_of=as_of,
+                last=last_day,
+                horizon=horizon_days,
+                last_iso=last_day,
+            )
         )
     elif silent > 7:
-        warnings.append(
-            f"The data ends {silent} days before the as-of date {as_of} (last transaction "
-            f"{last_day}); purchases since then are not seen, so risks are somewhat overstated."
-        )
+        warnings.append(Notice("data_old", days=silent, as_of=as_of, last=last_day))
     return {
         "first_transaction": first_day.isoformat(),
         "last_transaction": last_day.isoformat(),
@@ -1173,7 +1160,13 @@ def _write_outputs(
         write_excel_csv_atomic(folder / PREVIOUS_LIST_FILE, carried[list(PREVIOUS_SCHEMA)])
         files.append(PREVIOUS_LIST_FILE)
     as_of = dt.date.fromisoformat(summary["as_of"])
-    actions = action_catalogue(sp.playbook, sp.overflow)
+    # who reads what: the summary in report.language, each manager's files in theirs
+    speaks = manager_languages(lists, sp, rp)
+    catalogues = {
+        lang: action_catalogue(sp.playbook, sp.overflow, lang, rp.fallback_language)
+        for lang in sorted({rp.language, *speaks.values()})
+    }
+    actions = catalogues[rp.language]
     taken: set[str] = set()
     stems: dict[str, str] = {}
     for manager, frame in lists.items():
@@ -1183,9 +1176,9 @@ def _write_outputs(
             frame,
             list_date=as_of,
             manager=manager,
-            actions=actions,
+            actions=catalogues[speaks[manager]],
             currency=rp.currency,
-            language=rp.language,
+            language=speaks[manager],
         )
         write_bytes_atomic(folder / MANAGER_DIR / f"{stem}.xlsx", workbook)
         files += [f"{MANAGER_DIR}/{stem}.{ext}" for ext in ("csv", "xlsx", "html")]
@@ -1199,6 +1192,8 @@ def _write_outputs(
         "horizon_days": fp.horizon_days,
         "value_horizon_days": sp.value_horizon_days,
         "currency": rp.currency,
+        "calendar": rp.calendar,
+        "native_digits": rp.native_digits,
         "language": rp.language,
         "summary": summary,
         "actions": actions,
@@ -1211,6 +1206,7 @@ def _write_outputs(
             "recovered": gone[gone["change"] == "recovered"] if not gone.empty else None,
             "crr": crr,
             "crr_definition": crr_mod.definition(rp.active_within_days) if crr is not None else "",
+            "active_within_days": rp.active_within_days,
             "manager_files": {
                 m: {
                     "page": f"{MANAGER_DIR}/{s}.html",
@@ -1229,6 +1225,8 @@ def _write_outputs(
         page = render_manager_html(
             {
                 **common,
+                "language": speaks[manager],
+                "actions": catalogues[speaks[manager]],
                 "manager": manager,
                 "list": frame,
                 "automated": int(automated.get(manager, 0)),

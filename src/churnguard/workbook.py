@@ -42,8 +42,9 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 from openpyxl.writer.excel import ExcelWriter
 
-from churnguard import labels
-from churnguard.labels import OUTCOMES, WORKBOOK_HEADERS, WORKBOOK_TEXT, missing
+from churnguard.i18n import OUTCOMES, direction, label, left_list_action, translator
+from churnguard.labels import WORKBOOK_HEADERS, WORKBOOK_TEXT
+from churnguard.localfmt import missing
 
 LIST_SHEET = "List"
 ACTIONS_SHEET = "Actions"
@@ -244,10 +245,11 @@ def list_rows(
     frame: pd.DataFrame,
     list_date: dt.date,
     actions: dict[str, dict[str, Any]],
-    _: Callable[[str], str],
+    language: str = "en",
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The ``List`` rows (ranked customers, rank order) and the ``Left the list`` rows
-    from a manager's list as written to their CSV."""
+    from a manager's list as written to their CSV; display columns (band, change, what to
+    do) in ``language``, the contract columns as codes."""
     rank = pd.to_numeric(frame["rank"], errors="coerce") if "rank" in frame else pd.Series()
     on_list = rank.notna() & (rank > 0)
     ranked = frame[on_list].assign(_rank=rank[on_list]).sort_values("_rank", kind="stable")
@@ -260,16 +262,19 @@ def list_rows(
                 **r,
                 LIST_DATE: list_date,
                 "risk": None if pct is None else round(pct / 100, 4),
-                "risk_band": labels.display(labels.RISK_BANDS, r.get("risk_band"), _),
-                "change": labels.display(labels.CHANGES, r.get("change"), _),
+                "risk_band": label("risk_band", r.get("risk_band"), language),
+                "change": label("change", r.get("change"), language),
+                "channel": label("channel", r.get("channel"), language),
                 "action_label": (actions.get(str(rule)) or {}).get("label", rule),
             }
         )
     left = [
         {
             **r,
-            "change": labels.display(labels.CHANGES, r.get("change"), _),
-            "what_to_do": labels.display(labels.LEFT_LIST_ACTIONS, r.get("change"), _),
+            "change": label("change", r.get("change"), language),
+            "what_to_do": left_list_action(str(r.get("change")), language)
+            if r.get("change") in ("recovered", "off list")
+            else "",
         }
         for r in frame[~on_list].to_dict("records")
     ]
@@ -289,10 +294,12 @@ def manager_workbook(
 
     ``frame`` is the manager's list as written to their CSV (ranked rows, then customers
     who left the list since last time with an empty rank); ``actions`` is
-    :func:`churnguard.labels.action_catalogue`."""
-    _ = labels.translator(language)
+    :func:`churnguard.labels.action_catalogue` in ``language``. Headers (other than the
+    contract's), prompts and display values are in ``language``; ar and fa sheets are
+    right to left."""
+    _ = translator(language).gettext
     money = money_format(currency)
-    rows, left = list_rows(frame, list_date, actions, _)
+    rows, left = list_rows(frame, list_date, actions, language)
     wb = Workbook()
     ws = wb.active
     ws.title = LIST_SHEET
@@ -301,14 +308,19 @@ def manager_workbook(
     name_col = next(j for j, c in enumerate(LIST_COLUMNS, start=1) if c.key == "customer_name")
     ws.freeze_panes = f"{get_column_letter(name_col + 1)}2"  # header and who stay in view
     manual = [
-        {**info, ACTION: name, "action_text": info["action"]}
+        {
+            **info,
+            ACTION: name,
+            "action_text": info["action"],
+            "channel": label("channel", info["channel"], language),
+        }
         for name, info in actions.items()
         if info.get("owner") == "account_manager"
     ]
     _sheet(wb.create_sheet(ACTIONS_SHEET), ACTION_COLUMNS, manual, _, money)
     if left:
         _sheet(wb.create_sheet(_(WORKBOOK_TEXT["left_sheet"])[:31]), LEFT_COLUMNS, left, _, money)
-    if language in labels.RTL_LANGUAGES:
+    if direction(language) == "rtl":
         for sheet in wb.worksheets:
             sheet.sheet_view.rightToLeft = True
     stamp = dt.datetime.combine(list_date, dt.time())

@@ -15,7 +15,8 @@ from test_report import make_ctx
 from test_workbook import ACTIONS, MIXED, manager_list
 
 from churnguard.actions import due_dates
-from churnguard.labels import Formatter, direction, translations
+from churnguard.i18n import direction, translations
+from churnguard.localfmt import LocalFormat
 from churnguard.report import href, render_html, render_manager_html
 
 MANAGER = 'Tom <b> & "Co"'
@@ -178,12 +179,12 @@ def test_every_amount_shown_carries_the_currency(render):
     html = render()
     cells = money_cells(html)
     assert len(cells) >= 3
-    assert all(c == "–" or c.startswith("EUR ") for c in cells), cells
+    assert all(c == "–" or c.startswith("€") for c in cells), cells
     cards = re.findall(r'<div class="v">([^<]*)</div><div class="k">([^<]*)</div>', html)
     money_cards = [v for v, k in cards if "value" in k.lower() or "benefit" in k.lower()]
-    assert money_cards and all(v.startswith("EUR ") for v in money_cards)
+    assert money_cards and all(v.startswith("€") for v in money_cards)
     bars = re.findall(r'<div class="n">([^<]*)</div>', html)
-    assert all(b.startswith("EUR ") for b in bars)
+    assert all(b.startswith("€") for b in bars)
 
 
 def test_summary_report_links_every_managers_page_workbook_and_csv():
@@ -227,17 +228,19 @@ def test_due_dates_follow_rank_at_the_weekly_pace(n, capacity, expected_days):
     assert every == sorted(every) and all(1 <= (d - start).days <= 7 for d in every)
 
 
-def test_formatter_is_the_one_place_numbers_become_text():
-    fmt = Formatter(currency="SAR")
-    assert fmt.money(1234567.4) == "SAR 1,234,567" and Formatter().money(12.5) == "12"
+def test_local_format_is_the_one_place_numbers_become_text():
+    fmt = LocalFormat(currency="SAR")
+    assert fmt.money(1234567.4) == "SAR\xa01,234,567" and LocalFormat().money(12.5) == "12"
     assert fmt.pct(0.1234) == "12.3%" and fmt.pct100(81.25) == "81.2%"
-    assert fmt.points(-0.24) == "-24.0 pp" and fmt.int(None) == "–"
+    assert fmt.signed(-24.0, 1) == "-24.0" and fmt.int(None) == "–"
     assert fmt.money(float("nan")) == "–" and fmt.pct(pd.NA) == "–" and fmt.text(pd.NaT) == ""
+    assert fmt.day("2025-06-30") == "2025-06-30"  # English pages keep ISO dates
 
 
 def test_languages_have_a_catalogue_and_a_direction():
     assert [direction(x) for x in ("en", "ar", "fa")] == ["ltr", "rtl", "rtl"]
-    assert translations("fa").gettext("Do these first") == "Do these first"  # until #16
+    assert translations("fa").gettext("Do these first") == "اول این‌ها"
+    assert translations("en").gettext("Do these first") == "Do these first"
     with pytest.raises(ValueError, match="unknown language"):
         translations("de")
 
@@ -269,16 +272,19 @@ class Marked(gettext.NullTranslations):
     def ngettext(self, singular: str, plural: str, n: int) -> str:
         return f"«{singular if n == 1 else plural}»"
 
+    def pgettext(self, context: str, message: str) -> str:
+        return f"«{message}»"
+
 
 def test_a_catalogue_reaches_every_label_but_not_the_contract_or_the_data(monkeypatch):
     import io
 
     import openpyxl
 
-    from churnguard import labels, report
+    from churnguard import i18n, report
     from churnguard.workbook import CONTRACT_HEADERS, manager_workbook
 
-    monkeypatch.setattr(labels, "translations", lambda language: Marked())
+    monkeypatch.setattr(i18n, "translations", lambda language: Marked())
     report.environment.cache_clear()
     try:
         page = render_manager_html(manager_ctx())

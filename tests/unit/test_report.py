@@ -162,9 +162,9 @@ def test_header_states_as_of_model_and_label(page: str) -> None:
 
 
 def test_numbers_have_separators_and_one_decimal_percentages(page: str) -> None:
-    assert "EUR 703,703" in page  # 0.57 × 1,234,567 as value at risk
-    assert "EUR 175,000" in page
-    assert "57.0%" in page and "81.2%" in page and "EUR 1,234,567" not in page
+    assert "€703,703" in page  # 0.57 × 1,234,567 as value at risk
+    assert "€175,000" in page
+    assert "57.0%" in page and "81.2%" in page and "€1,234,567" not in page
 
 
 def test_histogram_has_ten_bins_counting_every_active_customer(page: str) -> None:

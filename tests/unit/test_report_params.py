@@ -52,8 +52,33 @@ def test_report_defaults_keep_todays_behaviour():
 
 def test_two_rules_with_the_same_label_are_refused():
     data = shipped()
-    data["score"]["playbook"][1]["label"] = data["score"]["playbook"][0]["label"].upper()
+    data["score"]["playbook"][1]["label"] = data["score"]["playbook"][0]["label"]["en"].upper()
     with pytest.raises(ConfigError, match="labels must be unique"):
+        parse_params(data, "params.yaml")
+
+
+def test_two_rules_with_the_same_label_in_one_language_are_refused_naming_it():
+    data = shipped()
+    playbook = data["score"]["playbook"]
+    playbook[1]["label"] = {**playbook[1]["label"], "fa": playbook[0]["label"]["fa"]}
+    with pytest.raises(ConfigError, match="labels must be unique.*repeated in fa"):
+        parse_params(data, "params.yaml")
+
+
+def test_a_label_is_one_text_or_labels_by_language_and_falls_back_without_stopping():
+    playbook = parse_params(shipped(), "params.yaml").score.playbook
+    call = next(r for r in playbook if r.name == "personal_call")
+    assert [call.label_in(x) for x in ("en", "ar", "fa")] == [
+        "Personal call",
+        "اتصال شخصي",
+        "تماس شخصی",
+    ]
+    data = shipped()
+    data["score"]["playbook"][0]["label"] = {"en": "Win-back call"}
+    rule = parse_params(data, "params.yaml").score.playbook[0]
+    assert rule.label_in("fa") == "Win-back call" and rule.short_label == "Win-back call"
+    data["score"]["playbook"][0]["label"] = {"en": "Call", "fa": "x" * 41}
+    with pytest.raises(ConfigError, match="fa label must be one line of 1 to 40"):
         parse_params(data, "params.yaml")
 
 

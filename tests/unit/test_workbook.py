@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from churnguard.config import ActionRule, OverflowAction
-from churnguard.labels import OUTCOMES, action_catalogue
+from churnguard.i18n import OUTCOMES
+from churnguard.labels import action_catalogue
 from churnguard.workbook import (
     ACTIONS_SHEET,
     CONTRACT_HEADERS,
