@@ -123,7 +123,8 @@ def test_report_language_persian_with_native_digits_keeps_numbers_machine_readab
     assert len(explained)
     for text in explained["reasons"]:
         assert not LATIN.search(text) and not ASCII_DIGIT.search(text), text
-        assert re.search("[۰-۹]", text), text  # native digits in what people read
+    # native digits in what people read (a reason such as "bought only once" has no number)
+    assert explained["reasons"].str.contains("[۰-۹]").mean() > 0.5
     # the manager mapped back to English reads English
     tom = read(manager_file(persian, managers[2]))
     assert set(tom["recommended_action"]) <= playbook_texts("en")

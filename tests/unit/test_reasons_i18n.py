@@ -229,6 +229,7 @@ def snapshot() -> pd.DataFrame:
             "gap_std_days": [5.0, 3.0, 4.0, 3.0, 2.0, 1.0],
             "monetary_total": [3000.0, 5000.0, 4000.0, 5000.0, 3500.0, 5000.0],
             "tenure_days": [900, 1000, 950, 1000, 990, 1000],
+            "purchase_days": [12, 30, 20, 28, 15, 40],
             "rfm_segment": ["at_risk", "lost"] * 3,
             "lapsed": [0, 1] * 3,
             "one_time_buyer": [0] * n,
