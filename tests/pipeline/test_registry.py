@@ -77,6 +77,8 @@ def test_registry_alias_moves_only_through_the_gate(pipeline, own, store, tmp_pa
     assert first.promote, f"the fixture model should beat its baselines: {first.reasons}"
     assert str(client.get_model_version_by_alias("churnguard", "champion").version) == "1"
     assert client.get_model_version("churnguard", "1").tags["churnguard.scorer"] == "model"
+    said = json.loads((Path(own.model_dir) / "eval" / "gate.json").read_text())["reasons"]
+    assert said.count("no current champion") == 1 and len(set(said)) == len(said)
 
     # the same model again: re-scored champion is equal → at least as good → promoted
     second = registry.gate_and_register(own, ev, metrics)
