@@ -504,7 +504,32 @@ def text_in(value: str | dict[str, str], language: str, fallback: str | None, wh
     )
 
 
-class ActionRule(_Section):
+class _ActionTexts(_Section):
+    """What a playbook rule and the overflow action share: an action text and a short label,
+    each one text or texts by language (the fields are declared by each subclass)."""
+
+    name: str
+    action: str | dict[str, str]
+    label: ShortLabel | dict[str, str] | None
+
+    def _where(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def short_label(self) -> str:
+        """The English (or only) label."""
+        return label_in(self.label, self.name, "en", None)
+
+    def label_in(self, language: str, fallback: str | None = None) -> str:
+        """The short label a ``language`` reader sees (see :func:`label_in`)."""
+        return label_in(self.label, self.name, language, fallback)
+
+    def action_in(self, language: str, fallback: str | None = None) -> str:
+        """The action text a ``language`` reader gets (see :func:`text_in`)."""
+        return text_in(self.action, language, fallback, self._where())
+
+
+class ActionRule(_ActionTexts):
     """One playbook rule: conditions (all must hold) → action.
 
     ``action`` is one text for every manager, or texts by language (``{en: …, fa: …}``)."""
@@ -529,15 +554,6 @@ class ActionRule(_Section):
     min_recency_to_gap: float | None = None
     one_time_buyer: bool | None = None
 
-    @property
-    def short_label(self) -> str:
-        """The English (or only) label."""
-        return label_in(self.label, self.name, "en", None)
-
-    def label_in(self, language: str, fallback: str | None = None) -> str:
-        """The short label a ``language`` reader sees (see :func:`label_in`)."""
-        return label_in(self.label, self.name, language, fallback)
-
     @field_validator("action")
     @classmethod
     def _action_texts(cls, v: str | dict[str, str], info: Any) -> str | dict[str, str]:
@@ -548,9 +564,8 @@ class ActionRule(_Section):
     def _label_texts(cls, v: str | dict[str, str] | None, info: Any) -> str | dict[str, str] | None:
         return _short_labels(v, f"rule {info.data.get('name', '?')!r} label")
 
-    def action_in(self, language: str, fallback: str | None = None) -> str:
-        """The action text a ``language`` reader gets (see :func:`text_in`)."""
-        return text_in(self.action, language, fallback, f"score.playbook rule {self.name!r}")
+    def _where(self) -> str:
+        return f"score.playbook rule {self.name!r}"
 
 
 class RiskBands(_Section):
@@ -579,7 +594,7 @@ class ValueTiers(_Section):
         return self
 
 
-class OverflowAction(_Section):
+class OverflowAction(_ActionTexts):
     """What customers get when their manager's weekly capacity for manual actions is full."""
 
     name: str = "overflow_email"
@@ -591,15 +606,6 @@ class OverflowAction(_Section):
     cost: Annotated[float, Field(ge=0)] = 1.0
     save_rate: Annotated[float, Field(ge=0, le=1)] = 0.06
 
-    @property
-    def short_label(self) -> str:
-        """The English (or only) label."""
-        return label_in(self.label, self.name, "en", None)
-
-    def label_in(self, language: str, fallback: str | None = None) -> str:
-        """The short label a ``language`` reader sees (see :func:`label_in`)."""
-        return label_in(self.label, self.name, language, fallback)
-
     @field_validator("action")
     @classmethod
     def _action_texts(cls, v: str | dict[str, str]) -> str | dict[str, str]:
@@ -610,9 +616,8 @@ class OverflowAction(_Section):
     def _label_texts(cls, v: str | dict[str, str] | None) -> str | dict[str, str] | None:
         return _short_labels(v, "score.overflow label")
 
-    def action_in(self, language: str, fallback: str | None = None) -> str:
-        """The action text a ``language`` reader gets (see :func:`text_in`)."""
-        return text_in(self.action, language, fallback, f"score.overflow ({self.name!r})")
+    def _where(self) -> str:
+        return f"score.overflow ({self.name!r})"
 
 
 class ScoreParams(_Section):
