@@ -380,6 +380,7 @@ def score(
         allow_stale=allow_stale,
         ledger=Path(p.outcomes.ledger) if p.outcomes.ledger else None,
         record=ledger_mod.recording_allowed(),
+        uplift_confidence=p.outcomes.confidence,
     )
     if as_json:
         typer.echo(json.dumps(summary, sort_keys=True, ensure_ascii=False))

@@ -279,21 +279,40 @@ def uplift_sql() -> str:
 
 
 def measured_entries(
-    ledger: Path, tx: Path, horizon_days: int, engine: EngineParams
+    ledger: Path,
+    tx: Path,
+    horizon_days: int,
+    engine: EngineParams,
+    as_of: dt.date | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dt.date]:
     """(episode entries whose label window has passed, with ``churned``; entries still
-    waiting, per list date; the last transaction date)."""
-    from churnguard.db import connect
+    waiting, per list date; the last day churn is measured to: the last transaction date).
+    ``as_of``: as known on that date — only the lists dated before it and the transactions on
+    or before it, measured to ``as_of`` when the data reaches it (what the report of that
+    date's list shows, point in time)."""
+    from churnguard.db import connect, sql_string
 
-    files = [str(store.list_file(ledger, d)) for d in store.list_dates(ledger)]
+    days = [d for d in store.list_dates(ledger) if as_of is None or d < as_of]
+    if not days:
+        raise DataError(f"{ledger}: the ledger holds no list dated before {as_of}")
+    files = [str(store.list_file(ledger, d)) for d in days]
     con = connect(engine)
     try:
         con.read_parquet(files).create_view("lists")
-        con.read_parquet(str(tx)).create_view("transactions")
+        source = str(tx / "**" / "*.parquet") if tx.is_dir() else str(tx)  # Spark: parts
+        lines = con.read_parquet(source)
+        if as_of is not None:
+            lines = lines.filter(f"cast(ts as date) <= date '{as_of.isoformat()}'")
+        lines.create_view("transactions")
         last = con.execute("select max(cast(ts as date)) from transactions").fetchone()
         if last is None or last[0] is None:
             raise DataError(f"{tx}: no transactions to measure churn with")
         last_day: dt.date = last[0]
+        if as_of is not None:  # data past as-of: every day up to it is known, quiet or not
+            end = con.execute(
+                f"select max(cast(ts as date)) from read_parquet({sql_string(source)})"
+            ).fetchone()
+            last_day = min(as_of, max(last_day, end[0] if end else last_day))
         measured = con.execute(uplift_sql(), {"horizon": horizon_days, "last_day": last_day}).df()
         waiting = con.execute(
             "select list_date, count(*) as entries from lists "
@@ -306,6 +325,59 @@ def measured_entries(
     measured["list_date"] = pd.to_datetime(measured["list_date"]).dt.date
     measured["episode_start"] = pd.to_datetime(measured["episode_start"]).dt.date
     return measured, waiting, last_day
+
+
+def pending_lists(waiting: pd.DataFrame, horizon_days: int) -> list[dict[str, Any]]:
+    """The lists still in their label window: list date, entries, the day they are measurable."""
+    days = pd.to_datetime(waiting["list_date"]).dt.date
+    return [
+        {
+            "list_date": day.isoformat(),
+            "ready_on": (day + dt.timedelta(days=horizon_days)).isoformat(),
+            "entries": int(n),
+        }
+        for day, n in zip(days, waiting["entries"], strict=True)
+    ]
+
+
+def measured_at(
+    ledger: Path | None,
+    tx: Path,
+    as_of: dt.date,
+    sp: ScoreParams,
+    fp: FeaturesParams,
+    engine: EngineParams,
+    confidence: float,
+) -> dict[str, Any]:
+    """The measured save rates as known at ``as_of``, for the report of that date's list:
+    the lists recorded before ``as_of`` measured with the transactions up to it (so the
+    report stays point in time and byte-identical on re-run). ``status``: ``off`` (no
+    ledger), ``empty`` (no list before ``as_of``), ``pending`` (no window passed yet) or
+    ``measured``; ``table`` (:func:`churnguard.uplift.uplift_table`, without outcome
+    records: they arrive at any time), ``pending`` (as in :func:`run_uplift`) and
+    ``last_transaction``."""
+    out: dict[str, Any] = {
+        "status": "off",
+        "table": pd.DataFrame(columns=list(up.COLUMNS)),
+        "pending": [],
+        "last_transaction": None,
+        "confidence": confidence,
+        "control_share": sp.control_share,
+        "horizon_days": fp.horizon_days,
+    }
+    if ledger is None:
+        return out
+    if not [d for d in store.list_dates(ledger) if d < as_of]:
+        return {**out, "status": "empty"}
+    measured, waiting, last_day = measured_entries(ledger, tx, fp.horizon_days, engine, as_of)
+    table = up.uplift_table(measured, sp, fp.horizon_days, confidence)
+    return {
+        **out,
+        "status": "measured" if len(measured) else "pending",
+        "table": table,
+        "pending": pending_lists(waiting, fp.horizon_days),
+        "last_transaction": last_day.isoformat(),
+    }
 
 
 def _with_outcomes(
@@ -354,14 +426,7 @@ def run_uplift(
     measured = _with_outcomes(measured, store.current_outcomes(ledger), fp.horizon_days)
     table = up.uplift_table(measured, sp, fp.horizon_days, op.confidence)
     advice = up.recommendations(table)
-    pending = [
-        {
-            "list_date": r.list_date.isoformat(),
-            "ready_on": (r.list_date + dt.timedelta(days=fp.horizon_days)).isoformat(),
-            "entries": int(r.entries),
-        }
-        for r in waiting.assign(list_date=pd.to_datetime(waiting["list_date"]).dt.date).itertuples()
-    ]
+    pending = pending_lists(waiting, fp.horizon_days)
     out = Path(output_dir or op.uplift_dir)
     write_excel_csv_atomic(out / UPLIFT_CSV, table, identifiers=())
     html = up.render_html(

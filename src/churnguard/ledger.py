@@ -142,6 +142,22 @@ def holdover_digest(holdover: pd.DataFrame) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def earlier_lists_digest(ledger: Path, as_of: dt.date) -> str:
+    """Short digest of the lists recorded before ``as_of`` (the report measures their save
+    rates: part of the scoring run's key)."""
+    rows = read_lists(ledger, [d for d in list_dates(ledger) if d < as_of])
+    cols = ["list_date", "customer_id", "action", "arm", "episode_start", "save_rate"]
+    text = rows[cols].astype(str).to_csv(index=False, lineterminator="\n")
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def new_entries(
+    scored: pd.DataFrame, as_of: dt.date, sp: ScoreParams, holdover: pd.DataFrame | None
+) -> pd.DataFrame:
+    """The rows of this list that start an episode (as :func:`record_list` records them)."""
+    return oc.entries(oc.list_rows(scored, as_of, sp, holdover))
+
+
 def _outcome_dates(ledger: Path) -> set[dt.date]:
     files = sorted((ledger / IMPORTS).glob("*.parquet")) if (ledger / IMPORTS).is_dir() else []
     if not files:

@@ -26,7 +26,7 @@ from urllib.parse import quote
 import jinja2
 import pandas as pd
 
-from churnguard import i18n
+from churnguard import i18n, uplift
 from churnguard.config import humanize
 from churnguard.localfmt import LocalFormat, missing
 
@@ -487,6 +487,64 @@ def managers_view(ctx: dict[str, Any], scored: pd.DataFrame | None) -> list[dict
     return rows
 
 
+def _uplift_row(r: Any, actions: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    everything = r.action == uplift.ALL_ACTIONS
+    return {
+        "label": None if everything else _label(r.action, actions),
+        "rule": None if everything else str(r.action),
+        "lists": int(r.list_dates),
+        "treated": int(r.n_treated),
+        "control": int(r.n_control),
+        "customers": int(r.n_treated) + int(r.n_control),
+        "churn_treated": _value(r.churn_rate_treated),
+        "churn_control": _value(r.churn_rate_control),
+        "save_rate": _value(r.save_rate),
+        "low": _value(r.save_rate_low),
+        "high": _value(r.save_rate_high),
+        "assumed": _value(r.assumed_save_rate),
+        "verdict": uplift.verdict_code(str(r.verdict)),
+        "params_key": str(r.params_key),
+        "suggested": _value(r.suggested_save_rate),
+        "strip": uplift.strip_geometry(
+            r.save_rate, r.save_rate_low, r.save_rate_high, r.assumed_save_rate
+        ),
+    }
+
+
+def uplift_view(ctx: dict[str, Any]) -> dict[str, Any]:
+    """The measured save rates (``ctx["uplift"]``, :func:`churnguard.feedback.measured_at`):
+    one row per action pooled over list dates and one for all actions, the advice (which
+    ``params.yaml`` key to set to what, :func:`churnguard.uplift.advice_rows`) and the lists
+    still in their label window. ``status`` ``off`` without a ledger (or without
+    ``ctx["uplift"]``)."""
+    u = ctx.get("uplift") or {"status": "off"}
+    actions = ctx.get("actions") or {}
+    table = u.get("table")
+    table = table if isinstance(table, pd.DataFrame) else pd.DataFrame(columns=uplift.COLUMNS)
+    pooled = table[table["scope"] == "pooled"]
+    per_action = pooled[pooled["action"] != uplift.ALL_ACTIONS]
+    pending = list(u.get("pending") or [])
+    return {
+        "status": u.get("status", "off"),
+        "horizon_days": u.get("horizon_days", ctx.get("horizon_days")),
+        "control_share": u.get("control_share"),
+        "confidence": u.get("confidence"),
+        "last_transaction": u.get("last_transaction"),
+        "min_churners": uplift.MIN_CHURNERS,
+        "rows": [_uplift_row(r, actions) for r in per_action.itertuples(index=False)],
+        "total": [
+            _uplift_row(r, actions)
+            for r in pooled[pooled["action"] == uplift.ALL_ACTIONS].itertuples(index=False)
+        ],
+        "advice": [
+            _uplift_row(r, actions) for r in uplift.advice_rows(table).itertuples(index=False)
+        ],
+        "pending": pending,
+        "next_ready": min((p["ready_on"] for p in pending), default=None),
+        "waiting": sum(int(p["entries"]) for p in pending),
+    }
+
+
 def summary_view(ctx: dict[str, Any]) -> dict[str, Any]:
     """Everything ``report.html`` shows, computed (the template only lays it out)."""
     scored = _frame(ctx.get("scored"))
@@ -503,6 +561,7 @@ def summary_view(ctx: dict[str, Any]) -> dict[str, Any]:
         "top_n": TOP_CUSTOMERS,
         "movers": movers_view(ctx, listed),
         "crr": crr_view(ctx),
+        "uplift": uplift_view(ctx),
     }
 
 

@@ -783,12 +783,15 @@ def run_score(
     allow_stale: bool = False,
     ledger: Path | None = None,
     record: bool = True,
+    uplift_confidence: float = 0.95,
 ) -> dict[str, Any]:
     """Score, write lists and report, and return the summary (with ``status``).
 
     ``ledger`` (``outcomes.ledger``): ongoing episodes there keep their arm, and the list
     (both arms) is recorded there before the new lists are swapped in — unless ``record``
-    is false (inside ``dvc exp run``)."""
+    is false (inside ``dvc exp run``). The report shows the save rates measured on the
+    ledger's earlier lists as known at ``as_of`` (``uplift_confidence``:
+    ``outcomes.confidence``, the level of their intervals)."""
     tx = Path(transactions or sp.transactions)
     if not tx.exists():
         raise DataError(
@@ -834,6 +837,7 @@ def run_score(
             before_swap=before_swap,
             ledger=ledger,
             record=record,
+            uplift_confidence=uplift_confidence,
         )
     except OSError as exc:
         err = output_error(exc, "lists", out_dir)
@@ -861,7 +865,9 @@ def _score_locked(
     before_swap: Callable[[Path], None] | None,
     ledger: Path | None = None,
     record: bool = True,
+    uplift_confidence: float = 0.95,
 ) -> dict[str, Any]:
+    from churnguard import feedback
     from churnguard import ledger as ledger_mod
 
     with folder_lock(out_dir):
@@ -888,6 +894,9 @@ def _score_locked(
         if ledger is not None:  # ongoing episodes keep their arm: part of what the lists depend on
             holdover = ledger_mod.read_holdover(ledger, as_of, fp.horizon_days)
             inputs["holdover_digest"] = ledger_mod.holdover_digest(holdover)
+            # the report's measured save rates: every earlier list, at this interval level
+            inputs["earlier_lists_digest"] = ledger_mod.earlier_lists_digest(ledger, as_of)
+            inputs["uplift_confidence"] = uplift_confidence
         # the engine changes which files are written (Spark adds partitioned Parquet), not
         # their content: it keys the manifest but stays out of summary.json
         keyed = {**inputs, "engine": engine.name}
@@ -947,6 +956,18 @@ def _score_locked(
         for warning in language_warnings:
             log.warning(warning)
         crr = _crr(tx, rp, engine, as_of)
+        uplift = feedback.measured_at(ledger, tx, as_of, sp, fp, engine, uplift_confidence)
+        if ledger is not None and record:  # this run's list waits for its window too
+            entries = len(ledger_mod.new_entries(scored, as_of, sp, holdover))
+            if entries:
+                uplift["pending"] = [
+                    *uplift["pending"],
+                    {
+                        "list_date": as_of.isoformat(),
+                        "ready_on": (as_of + dt.timedelta(days=fp.horizon_days)).isoformat(),
+                        "entries": entries,
+                    },
+                ]
         summary = build_summary(
             scored,
             as_of,
@@ -1003,6 +1024,7 @@ def _score_locked(
                 rp,
                 loaded,
                 carried=prev if in_place else None,
+                uplift=uplift,
             )
             files += runner.extra_score_files(staging, present)
             manifest = {
@@ -1138,13 +1160,15 @@ def _write_outputs(
     loaded: LoadedModel,
     *,
     carried: pd.DataFrame | None = None,
+    uplift: dict[str, Any] | None = None,
 ) -> list[str]:
     """Write every file of one run into ``folder`` (the staging folder); return their paths.
 
     Per manager, under ``by_manager/``: their list as CSV, the same list as a workbook to
     work in (``.xlsx``, :mod:`churnguard.workbook`) and their page of the report
     (``.html``), all with one file stem. ``carried`` (in-place folders only) is the earlier
-    list this run was compared with, kept as ``previous_list.csv``."""
+    list this run was compared with, kept as ``previous_list.csv``; ``uplift``: the measured
+    save rates the report shows (:func:`churnguard.feedback.measured_at`)."""
     from churnguard import crr as crr_mod
     from churnguard.report import render_html, render_manager_html
     from churnguard.workbook import manager_workbook
@@ -1207,6 +1231,7 @@ def _write_outputs(
             "crr": crr,
             "crr_definition": crr_mod.definition(rp.active_within_days) if crr is not None else "",
             "active_within_days": rp.active_within_days,
+            "uplift": uplift,
             "manager_files": {
                 m: {
                     "page": f"{MANAGER_DIR}/{s}.html",

@@ -151,6 +151,7 @@ def run_loop(
             model=model,
             transactions=tx,
             ledger=led,
+            uplift_confidence=confidence,
         )
         rows = ledger.read_lists(led, [day])
         entry = rows[rows["list_date"] == rows["episode_start"]]

@@ -258,11 +258,21 @@ def uplift_table(
     return pd.DataFrame(rows)[list(COLUMNS)]
 
 
+def advice_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The pooled rows of actions whose interval excludes the assumed save rate: each says
+    which ``params_key`` to set to ``suggested_save_rate``."""
+    return table[(table["scope"] == "pooled") & table["suggested_save_rate"].notna()]
+
+
+def verdict_code(verdict: str) -> str:
+    """The key of :data:`VERDICTS` for a verdict's text ("" for none)."""
+    return next((k for k, v in VERDICTS.items() if v == verdict), "")
+
+
 def recommendations(table: pd.DataFrame) -> list[str]:
     """One sentence per action whose pooled interval excludes the assumed save rate."""
     out = []
-    pooled = table[(table["scope"] == "pooled") & table["suggested_save_rate"].notna()]
-    for r in pooled.itertuples(index=False):
+    for r in advice_rows(table).itertuples(index=False):
         where = r.params_key or f"the save rate of {r.action} (no longer in score.playbook)"
         harm = " (it saves no one here: consider dropping the rule)" if r.save_rate <= 0 else ""
         out.append(
@@ -303,26 +313,41 @@ def _int(x: Any) -> str:
     return f"{int(x):,}"
 
 
-def _strip(r: Any) -> str:
-    """The interval as a bar on a -50%..100% scale, the estimate as a dot, the assumed rate
-    as a red tick, 0 as a grey line."""
+def strip_geometry(save_rate: float, low: float, high: float, assumed: float) -> dict[str, Any]:
+    """Where the interval strip draws its marks (x in a :data:`_W`-wide box; None for a
+    missing value): the interval as a bar on a -50%..100% scale, the estimate as a dot, the
+    assumed rate as a tick, 0 as a grey line."""
 
-    def x(v: float) -> float:
+    def x(v: float) -> float | None:
+        if v is None or math.isnan(v):
+            return None
         return 4 + (min(max(v, _LO), _HI) - _LO) / (_HI - _LO) * (_W - 8)
 
+    lo, hi = x(low), x(high)
+    return {
+        "w": _W,
+        "zero": x(0.0),
+        "bar": None if lo is None or hi is None else (lo, max(hi - lo, 1)),
+        "dot": x(save_rate),
+        "tick": x(assumed),
+    }
+
+
+def _strip(r: Any) -> str:
+    """The interval strip of a table row as inline SVG (see :func:`strip_geometry`)."""
+    g = strip_geometry(r.save_rate, r.save_rate_low, r.save_rate_high, r.assumed_save_rate)
     parts = [f'<svg width="{_W}" height="16" viewBox="0 0 {_W} 16" role="img">']
-    parts.append(f'<line x1="{x(0):.1f}" y1="1" x2="{x(0):.1f}" y2="15" stroke="#ccc"/>')
-    if not math.isnan(r.save_rate_low):
+    parts.append(f'<line x1="{g["zero"]:.1f}" y1="1" x2="{g["zero"]:.1f}" y2="15" stroke="#ccc"/>')
+    if g["bar"] is not None:
         parts.append(
-            f'<rect x="{x(r.save_rate_low):.1f}" y="5" width="'
-            f'{max(x(r.save_rate_high) - x(r.save_rate_low), 1):.1f}" height="6" fill="#9db7d5"/>'
+            f'<rect x="{g["bar"][0]:.1f}" y="5" width="{g["bar"][1]:.1f}" height="6" fill="#9db7d5"/>'
         )
-    if not math.isnan(r.save_rate):
-        parts.append(f'<circle cx="{x(r.save_rate):.1f}" cy="8" r="3" fill="#2f5f8f"/>')
-    if not math.isnan(r.assumed_save_rate):
-        ax = x(r.assumed_save_rate)
+    if g["dot"] is not None:
+        parts.append(f'<circle cx="{g["dot"]:.1f}" cy="8" r="3" fill="#2f5f8f"/>')
+    if g["tick"] is not None:
         parts.append(
-            f'<line x1="{ax:.1f}" y1="1" x2="{ax:.1f}" y2="15" stroke="#b03a2e" stroke-width="2"/>'
+            f'<line x1="{g["tick"]:.1f}" y1="1" x2="{g["tick"]:.1f}" y2="15" stroke="#b03a2e" '
+            'stroke-width="2"/>'
         )
     return "".join(parts) + "</svg>"
 

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from churnguard.config import GenerateParams, load_params
+from churnguard.config import GenerateParams, ReportParams, load_params
+from churnguard.feedback import UPLIFT_CSV
+from churnguard.score import run_score
 from churnguard.simloop import run_loop
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,18 +34,26 @@ TRUE_RATES = {
 JUDGED = ("as assumed", "lower than assumed", "higher than assumed")
 
 
+def score_params():
+    return load_params(REPO / "params.yaml").score.model_copy(
+        update={"control_share": 0.5, "manager_capacity_per_week": 400, "explain_top": 0}
+    )
+
+
 @pytest.fixture(scope="module")
-def loop(pipeline, tmp_path_factory):
+def loop_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("loop")
+
+
+@pytest.fixture(scope="module")
+def loop(pipeline, loop_root):
     gp = GenerateParams(  # the session pipeline's world (tests/conftest.py)
         n_customers=2500, seed=11, start_date=dt.date(2022, 1, 1), end_date=dt.date(2024, 12, 31)
     )
-    sp = load_params(REPO / "params.yaml").score.model_copy(
-        update={"control_share": 0.5, "manager_capacity_per_week": 400, "explain_top": 0}
-    )
     return run_loop(
-        tmp_path_factory.mktemp("loop"),
+        loop_root,
         gp,
-        sp,
+        score_params(),
         pipeline.features,
         pipeline.engine,
         pipeline.train.model_dir,
@@ -90,3 +102,89 @@ def test_both_rounds_held_customers_out_and_imported_the_managers_workbooks(loop
     assert loop.rounds[1]["entries"] < loop.rounds[1]["listed"]
     recorded = pooled(loop)["personal_call"]
     assert recorded.outcomes_recorded > 0 and recorded.reached > 0
+
+
+# --------------------------------------------------------------------------- report.html
+
+
+def uplift_section(page: str) -> str:
+    found = re.search(r'<section class="uplift">.*?</section>', page, re.S)
+    assert found, "report.html has no measured save rates section"
+    return found.group(0)
+
+
+def test_each_rounds_report_says_its_lists_wait_for_their_window(loop, loop_root, pipeline):
+    h = pipeline.features.horizon_days  # 90: neither list is measurable on 2024-07-31
+    first = (loop_root / "scores" / "2024-05-31" / "report.html").read_text(encoding="utf-8")
+    second = (loop_root / "scores" / "2024-07-31" / "report.html").read_text(encoding="utf-8")
+    ready = (dt.date(2024, 5, 31) + dt.timedelta(days=h)).isoformat()
+    assert (
+        f"No save rate can be measured yet: 1 list waits for its {h}-day label window; the "
+        f"first is measurable from {ready}."
+    ) in uplift_section(first)
+    assert (
+        f"No save rate can be measured yet: 2 lists wait for their {h}-day label window; the "
+        f"first is measurable from {ready}."
+    ) in uplift_section(second)
+
+
+@pytest.fixture(scope="module")
+def final_report(loop, loop_root, pipeline):
+    """The report of a list scored on the last day of the world that reacted to both lists
+    (not recorded: the ledger stays as `report uplift` measured it), scored twice."""
+    tx = loop_root / "world-final" / "interim" / "transactions.parquet"
+    out = loop_root / "scores-final"
+
+    def score(force: bool) -> dict:
+        return run_score(
+            score_params(),
+            pipeline.features,
+            ReportParams(),
+            pipeline.engine,
+            model=pipeline.train.model_dir,
+            transactions=tx,
+            output_dir=out,
+            ledger=loop_root / "ledger",
+            record=False,
+            uplift_confidence=0.99,
+            force=force,
+        )
+
+    summary = score(False)
+    first = (out / "report.html").read_bytes()
+    score(True)
+    return summary, first, (out / "report.html").read_bytes()
+
+
+def test_report_html_shows_the_save_rates_report_uplift_wrote(loop, loop_root, final_report):
+    summary, page, _ = final_report
+    assert summary["as_of"] == loop.uplift["last_transaction"]  # the same data, to the same day
+    section = uplift_section(page.decode("utf-8"))
+    csv = pd.read_csv(
+        loop_root / "uplift" / UPLIFT_CSV, encoding="utf-8-sig", keep_default_na=False
+    )
+    pooled = csv[(csv["scope"] == "pooled") & (csv["action"] != "(all actions)")]
+    assert len(pooled) >= 5
+    rows = re.findall(r"<tr>(.*?)</tr>", section, re.S)
+    for r in pooled.itertuples(index=False):
+        row = next(x for x in rows if f'<code class="small">{r.action}</code>' in x)
+        assert f"<b>{100 * r.save_rate:.1f}%</b>" in row, (r.action, row)
+        if r.save_rate_low != "":
+            low, high = 100 * float(r.save_rate_low), 100 * float(r.save_rate_high)
+            assert f"[{low:.0f}%, {high:.0f}%]" in row.replace("\u2212", "-"), (r.action, row)
+        assert f"{r.n_treated:,} / {r.n_control:,}" in row
+        assert f"{100 * r.churn_rate_treated:.1f}%" in row
+        assert f"{100 * r.churn_rate_control:.1f}%" in row
+        if r.assumed_save_rate != "":
+            assert f"{100 * float(r.assumed_save_rate):.1f}%" in row
+        assert r.verdict in row
+    for r in pooled[pooled["suggested_save_rate"] != ""].itertuples(index=False):
+        assert f"<code><bdi>{r.params_key}</bdi></code> to {float(r.suggested_save_rate):.2f}" in (
+            section
+        )
+    assert "score.playbook[1].save_rate" in section  # winback_survey: 0.03 assumed, 0.20 true
+
+
+def test_report_html_is_byte_identical_on_rerun(final_report):
+    _, first, second = final_report
+    assert first == second
