@@ -10,9 +10,10 @@ Data: synthetic canonical transactions (cached under benchmarks/.data/), generat
 100k-customer sample and saved to a temporary folder. Then ``run_score(..., model=<folder>,
 output_dir=<tmp>, force=True)`` runs in a child process with the shipped params.yaml
 (playbook, bands, capacity, explain_top) and the engine settings given here; the child's
-peak RSS comes from ``os.wait4``. Phases are timed by wrapping the functions run_score
-calls (the package is not modified): hashing inputs, snapshot (feature SQL), predict,
-actions, SHAP contributions, reason texts, list building, CRR, writing files.
+peak RSS comes from ``os.wait4``. Phases are the ones the code times itself
+(``@churnguard.timing.timed``, collected with ``timing.collect()``; nothing is patched):
+hashing inputs, snapshot (feature SQL), predict, actions, SHAP contributions, reason texts,
+list building, CRR, writing files.
 
 Variant ``package`` is the code and params.yaml as shipped. ``--explain-max`` adds
 variants ``package_explain_<N|all>`` that change only ``score.explain_max_customers`` (how
@@ -32,7 +33,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -54,51 +54,29 @@ SCRIPT = Path(__file__).resolve()
 PROJECT = SCRIPT.parent.parent
 ORDERS_PER_YEAR_20 = 16.35  # synthetic: ~20 lines per customer (6.0 gives ~8)
 
-# (phase name, module path, attribute) — wrapped in the child to time each phase
-PHASES: tuple[tuple[str, str, str], ...] = (
-    ("data_range (as-of)", "churnguard.engines.duckdb.DuckDBEngine", "data_range"),
-    ("hash inputs (md5)", "churnguard.score", "file_md5"),
-    ("load model", "churnguard.score", "load_model"),
-    ("snapshot (feature SQL)", "churnguard.engines.duckdb", "snapshot_frame"),
-    ("score_frame total", "churnguard.score", "score_frame"),
-    ("  predict", "churnguard.modeling.ChurnModel", "predict"),
-    ("  actions (playbook, capacity)", "churnguard.score", "assign_actions"),
-    ("  reasons: SHAP contributions", "churnguard.modeling.ChurnModel", "contributions"),
-    ("  reasons: texts", "churnguard.score", "top_reasons"),
-    ("compare with previous", "churnguard.score", "compare_with_previous"),
-    ("present columns", "churnguard.score", "_present"),
-    ("manager lists", "churnguard.score", "manager_lists"),
-    ("CRR trend", "churnguard.score", "_crr"),
-    ("write outputs total", "churnguard.score", "_write_outputs"),
-    ("  write CSVs", "churnguard.score", "write_excel_csv_atomic"),
-    ("  render report.html", "churnguard.report", "render_html"),
-    ("  write workbooks", "churnguard.workbook", "manager_workbook"),
-    ("  render manager pages", "churnguard.report", "render_manager_html"),
-    ("swap folder in", "churnguard.score", "replace_dir"),
+# the phases the code times itself (``@timed`` in churnguard; read with timing.collect),
+# in report order; an indented name runs inside the one above it
+PHASES: tuple[str, ...] = (
+    "data_range (as-of)",
+    "hash inputs (md5)",
+    "load model",
+    "snapshot (feature SQL)",
+    "score_frame total",
+    "  predict",
+    "  actions (playbook, capacity)",
+    "  reasons: SHAP contributions",
+    "  reasons: texts",
+    "compare with previous",
+    "present columns",
+    "manager lists",
+    "CRR trend",
+    "write outputs total",
+    "  write CSVs",
+    "  render report.html",
+    "  write workbooks",
+    "  render manager pages",
+    "swap folder in",
 )
-
-
-def _instrument(timings: dict[str, float], counts: dict[str, int]) -> None:
-    import importlib
-
-    def wrap(name: str, fn: Any) -> Any:
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            t0 = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                timings[name] += time.perf_counter() - t0
-                counts[name] += 1
-
-        return timed
-
-    for name, where, attr in PHASES:
-        module, _, last = where.rpartition(".")
-        if last[:1].isupper():  # a class: patch its method
-            owner = getattr(importlib.import_module(module), last)
-        else:
-            owner = importlib.import_module(where)
-        setattr(owner, attr, wrap(name.strip(), getattr(owner, attr)))
 
 
 # -- child job ------------------------------------------------------------------------------
@@ -136,10 +114,12 @@ def job_score(
     engine = params.engine.model_copy(
         update={"memory_limit": memory_limit, "threads": threads, "temp_directory": temp_dir}
     )
-    timings: dict[str, float] = defaultdict(float)
-    counts: dict[str, int] = defaultdict(int)
-    _instrument(timings, counts)
-    with tempfile.TemporaryDirectory(prefix="cg-bench-score-", dir=DATA_DIR) as tmp:
+    from churnguard import timing
+
+    with (
+        timing.collect() as timed,
+        tempfile.TemporaryDirectory(prefix="cg-bench-score-", dir=DATA_DIR) as tmp,
+    ):
         out = Path(tmp) / "scores"
         t0 = time.perf_counter()
         summary = score_mod.run_score(
@@ -157,8 +137,8 @@ def job_score(
         sizes = {str(p.relative_to(out)): round(p.stat().st_size / 1e6, 2) for p in files}
     return {
         "seconds": seconds,
-        "phases": {name.strip(): round(timings[name.strip()], 3) for name, _, _ in PHASES},
-        "calls": dict(counts),
+        "phases": {name.strip(): round(timed.seconds[name.strip()], 3) for name in PHASES},
+        "calls": dict(timed.calls),
         "customers_scored": summary["customers_scored"],
         "customers_on_lists": summary["customers_on_lists"],
         "customers_explained": summary["customers_explained"],

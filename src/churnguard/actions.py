@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from churnguard.config import ActionRule, OverflowAction, RiskBands, ScoreParams, ValueTiers
+from churnguard.timing import timed
 
 LAPSED = "lapsed"  # the risk band of customers silent longer than features.lost_after_days
 RISK_ORDER = {"low": 0, "medium": 1, "high": 2, LAPSED: 3}
@@ -156,6 +157,7 @@ def _arms(
     return arm
 
 
+@timed("actions (playbook, capacity)")
 def assign_actions(
     scored: pd.DataFrame,
     params: ScoreParams,

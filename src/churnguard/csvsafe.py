@@ -25,6 +25,7 @@ import pandas as pd
 
 from churnguard.errors import DataError
 from churnguard.io import write_bytes_atomic
+from churnguard.timing import timed
 
 # A text cell starting with one of these is prefixed with "'" (OWASP CSV injection advice;
 # leading tab/CR/LF included, and the full-width forms some East Asian spreadsheets accept).
@@ -133,6 +134,7 @@ def excel_csv_text(frame: pd.DataFrame, *, identifiers: Collection[str] = IDENTI
     return out.getvalue()
 
 
+@timed("write CSVs")
 def write_excel_csv_atomic(
     target: str | Path, frame: pd.DataFrame, *, identifiers: Collection[str] = IDENTIFIERS
 ) -> None:

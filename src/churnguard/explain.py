@@ -21,6 +21,7 @@ import pandas as pd
 
 from churnguard.i18n import Translator, translations, translator
 from churnguard.localfmt import format_number, format_percent
+from churnguard.timing import timed
 
 Row = Any  # a snapshot row: pandas Series or namedtuple (attribute access)
 
@@ -224,6 +225,7 @@ def phrase(group: str, row: Row, lang: str | Translator = "en") -> str:
     return tr.fmt.digits(PHRASES[group](row, tr))
 
 
+@timed("reasons: texts")
 def top_reasons(
     contrib: pd.DataFrame,
     snapshot: pd.DataFrame,

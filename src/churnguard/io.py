@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from churnguard.errors import LockedError, RefusedTargetError
+from churnguard.timing import timed
 
 
 @contextlib.contextmanager
@@ -112,6 +113,7 @@ def write_parquet_atomic(target: str | Path, frame: pd.DataFrame) -> None:
         frame.to_parquet(tmp, index=False)
 
 
+@timed("hash inputs (md5)")
 def file_md5(path: str | Path) -> str:
     with open(path, "rb") as fh:
         return hashlib.file_digest(fh, "md5").hexdigest()
@@ -345,6 +347,7 @@ def restore_interrupted_swap(folder: str | Path, manifest_name: str = "manifest.
     return False
 
 
+@timed("swap folder in")
 def replace_dir(
     staging: str | Path, final: str | Path, manifest_name: str = "manifest.json"
 ) -> list[str]:

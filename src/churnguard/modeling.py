@@ -29,6 +29,7 @@ from sklearn.model_selection import StratifiedKFold
 from churnguard.errors import ModelError
 from churnguard.horizon import chain_no_purchase, chain_steps
 from churnguard.io import dumps_json, write_text_atomic
+from churnguard.timing import timed
 
 BOOSTER_FILE = "booster.txt"
 CALIBRATOR_FILE = "calibrator.json"
@@ -655,10 +656,12 @@ class ChurnModel(FeatureScorer):
     def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
         return np.asarray(self.booster.predict(self.matrix(frame)), dtype=float)
 
+    @timed("predict")
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """Calibrated P(churn within the horizon)."""
         return self.calibrator.predict(self.predict_raw(frame))
 
+    @timed("reasons: SHAP contributions")
     def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Per-feature SHAP contributions (log-odds) from LightGBM's own TreeSHAP."""
         contrib = self.booster.predict(self.matrix(frame), pred_contrib=True)

@@ -29,6 +29,7 @@ import pandas as pd
 from churnguard import i18n, uplift
 from churnguard.config import humanize
 from churnguard.localfmt import LocalFormat, missing
+from churnguard.timing import timed
 
 TOP_CUSTOMERS = 20
 TOP_MOVERS = 10
@@ -571,6 +572,7 @@ def _page(template: str, ctx: dict[str, Any], view: dict[str, Any]) -> str:
     return page.render(view=view, fmt=fmt)
 
 
+@timed("render report.html")
 def render_html(ctx: dict[str, Any]) -> str:
     """``report.html``: the whole week on one self-contained page."""
     return _page("report.html.j2", ctx, summary_view(ctx))
@@ -658,6 +660,7 @@ def manager_view(ctx: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@timed("render manager pages")
 def render_manager_html(ctx: dict[str, Any]) -> str:
     """``by_manager/<name>.html``: one account manager's week."""
     return _page("manager.html.j2", ctx, manager_view(ctx))

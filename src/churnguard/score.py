@@ -82,6 +82,7 @@ from churnguard.scorers import (
     scorer_digest,
     scorer_folder,
 )
+from churnguard.timing import timed
 from churnguard.value import (
     amount_basis,
     fit_value_prior,
@@ -233,6 +234,7 @@ def _load_folder(folder: Path, registered_name: str) -> LoadedModel:
     )
 
 
+@timed("load model")
 def load_model(model: str | None, registered_name: str) -> LoadedModel:
     """A model folder (``--model models``: the scorer its gate chose) or a registered version
     (default: the registry's champion)."""
@@ -424,6 +426,7 @@ def params_digest(sp: ScoreParams, fp: FeaturesParams, rp: ReportParams) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
+@timed("score_frame total")
 def score_frame(
     snapshot: pd.DataFrame,
     model: ChurnModel | Scorer,
@@ -580,6 +583,7 @@ def _previous_in_folder(
     return _read_previous(path, day)
 
 
+@timed("compare with previous")
 def compare_with_previous(
     scored: pd.DataFrame, prev: pd.DataFrame | None
 ) -> tuple[pd.Series, pd.DataFrame, pd.DataFrame]:
@@ -628,6 +632,7 @@ def compare_with_previous(
     return change, gone.sort_values("customer_id", kind="stable").reset_index(drop=True), movers
 
 
+@timed("present columns")
 def _present(scored: pd.DataFrame) -> pd.DataFrame:
     """Columns as people read them: percentages, dates as ISO text, readable owner.
 
@@ -670,6 +675,7 @@ def _present(scored: pd.DataFrame) -> pd.DataFrame:
     return out[RISK_LIST_COLUMNS]
 
 
+@timed("manager lists")
 def manager_lists(
     present: pd.DataFrame,
     gone: pd.DataFrame,
@@ -1133,6 +1139,7 @@ def _up_to_date(out_dir: Path, key: str) -> bool:
     return (out_dir / SUMMARY_FILE).is_file()
 
 
+@timed("CRR trend")
 def _crr(tx: Path, rp: ReportParams, engine: EngineParams, as_of: dt.date) -> pd.DataFrame | None:
     """Monthly CRR for the report: only complete months ending on or before ``as_of``."""
     from churnguard import crr
@@ -1145,6 +1152,7 @@ def _crr(tx: Path, rp: ReportParams, engine: EngineParams, as_of: dt.date) -> pd
     return table.tail(12).reset_index(drop=True)
 
 
+@timed("write outputs total")
 def _write_outputs(
     folder: Path,
     present: pd.DataFrame,

@@ -45,6 +45,7 @@ from openpyxl.writer.excel import ExcelWriter
 from churnguard.i18n import OUTCOMES, direction, label, left_list_action, translator
 from churnguard.labels import WORKBOOK_HEADERS, WORKBOOK_TEXT
 from churnguard.localfmt import missing
+from churnguard.timing import timed
 
 LIST_SHEET = "List"
 ACTIONS_SHEET = "Actions"
@@ -281,6 +282,7 @@ def list_rows(
     return rows, left
 
 
+@timed("write workbooks")
 def manager_workbook(
     frame: pd.DataFrame,
     *,

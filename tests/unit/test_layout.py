@@ -34,6 +34,7 @@ PURE = (
     "outcomes",
     "uplift",
     "horizon",
+    "timing",
 )
 ALLOWED_INTERNAL = {*PURE, "config", "errors"}
 FORBIDDEN_EXTERNAL = (

@@ -30,6 +30,7 @@ from churnguard.feature_defs import (
 from churnguard.horizon import Plan, chain_cutoffs, plan_training
 from churnguard.io import atomic_path, write_json_atomic
 from churnguard.modeling import ChainedScores, chained_churn, is_chained
+from churnguard.timing import timed
 
 if TYPE_CHECKING:  # pragma: no cover
     from churnguard.modeling import ChurnModel, LoadedModel
@@ -184,6 +185,7 @@ def remove_stale_parts(folder: Path) -> None:
         shutil.rmtree(stale, ignore_errors=True)
 
 
+@timed("snapshot (feature SQL)")
 def snapshot_frame(
     transactions: str | Path,
     as_of: dt.date,
@@ -262,6 +264,7 @@ class DuckDBEngine:
     def __init__(self, params: EngineParams) -> None:
         self.params = params
 
+    @timed("data_range (as-of)")
     def data_range(self, transactions: str | Path) -> tuple[dt.date, dt.date, int]:
         con = connect(self.params)
         try:
