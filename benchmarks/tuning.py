@@ -36,6 +36,7 @@ from typing import Any
 from churnguard import backtest as B
 from churnguard import backtest_run as R
 from churnguard.config import Params, load_params
+from churnguard.feature_defs import BTYD_FEATURES
 from churnguard.io import write_json_atomic, write_text_atomic
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -96,6 +97,12 @@ def variants(base: Params) -> dict[str, Callable[[Params], Params]]:
     out["without_ranks"] = train(exclude_features=sorted({*excluded, *RANKS}))
     every_new = [f for names in GROUPS.values() for f in names]
     out["previous_features"] = train(exclude_features=sorted({*excluded, *every_new}))
+    if base.features.btyd_features:
+        out["without_btyd"] = train(exclude_features=sorted({*excluded, *BTYD_FEATURES}))
+    else:
+        out["with_btyd"] = features(btyd_features=True)
+    # a more regularised LightGBM (fewer, larger leaves): small data, few strong signals
+    out["regularised_trees"] = train(num_leaves=7, min_child_samples=200)
     return out
 
 
@@ -209,6 +216,9 @@ LABELS = {
     "without_tenure_rates": "without the tenure-normalised rates",
     "without_ranks": "without the within-cutoff RFM ranks",
     "previous_features": "previous feature set (none of the three new groups)",
+    "with_btyd": "with the BTYD features (features.btyd_features true: MBG/NBD per cutoff)",
+    "without_btyd": "without the BTYD features (features.btyd_features false)",
+    "regularised_trees": "more regularised trees (num_leaves 7, min_child_samples 200)",
 }
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,13 @@ from churnguard.baselines import CANDIDATES
 from churnguard.config import FeaturesParams, TrainParams
 from churnguard.drift import reference_profile
 from churnguard.errors import ConfigError, DataError
-from churnguard.feature_defs import CHAIN_FILE, CUTOFFS_FILE, MODEL_FEATURES, SNAPSHOTS_FILE
+from churnguard.feature_defs import (
+    BTYD_FEATURES,
+    CHAIN_FILE,
+    CUTOFFS_FILE,
+    MODEL_FEATURES,
+    SNAPSHOTS_FILE,
+)
 from churnguard.horizon import (
     Plan,
     calibration_dates,
@@ -131,15 +138,19 @@ def lgb_params(p: TrainParams) -> dict[str, Any]:
     }
 
 
-def model_features(p: TrainParams) -> list[str]:
-    """The features the model is fitted on: every model feature but ``train.exclude_features``."""
-    unknown = sorted(set(p.exclude_features) - set(MODEL_FEATURES))
+def model_features(p: TrainParams, columns: Iterable[str] = ()) -> list[str]:
+    """The features the model is fitted on: every model feature but ``train.exclude_features``,
+    and the BTYD features when the snapshots' ``columns`` have them (features.btyd_features)."""
+    known = (*MODEL_FEATURES, *BTYD_FEATURES)
+    unknown = sorted(set(p.exclude_features) - set(known))
     if unknown:
         raise ConfigError(
             f"train.exclude_features names unknown feature(s) {unknown}; model features are: "
-            f"{', '.join(MODEL_FEATURES)}"
+            f"{', '.join(known)}"
         )
-    used = [f for f in MODEL_FEATURES if f not in set(p.exclude_features)]
+    present = set(columns)
+    candidates = [*MODEL_FEATURES, *(f for f in BTYD_FEATURES if f in present)]
+    used = [f for f in candidates if f not in set(p.exclude_features)]
     if not used:
         raise ConfigError("train.exclude_features leaves no feature to train on")
     return used
@@ -375,7 +386,7 @@ def train_model(
     calibrate, and whether the horizon is chained; without one, a direct split of the
     labelled cutoffs. ``horizon_days`` is the snapshots' label horizon.
     """
-    features = model_features(p)
+    features = model_features(p, frame.columns)
     frame = frame[(frame["lapsed"] == 0) & frame["churned"].notna()].copy()
     frame["churned"] = frame["churned"].astype(int)
     if plan is None:
