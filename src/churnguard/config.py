@@ -389,6 +389,9 @@ class TrainParams(_Section):
     # model features left out (ablations); names from feature_defs.MODEL_FEATURES (and
     # feature_defs.BTYD_FEATURES when features.btyd_features adds them)
     exclude_features: list[str] = Field(default_factory=list)
+    # monotone constraints by feature name: 1 = P(churn) never falls as the feature grows,
+    # -1 = never rises (e.g. {recency_days: 1}); features not named are free
+    monotone: dict[str, Literal[-1, 1]] = Field(default_factory=dict)
     min_rows: Annotated[int, Field(ge=1)] = 200
     register_model: bool = True
     registered_model_name: str = "churnguard"

@@ -118,8 +118,15 @@ def _check_rows(frame: pd.DataFrame, name: str, min_rows: int) -> None:
         )
 
 
-def lgb_params(p: TrainParams) -> dict[str, Any]:
+def lgb_params(p: TrainParams, features: list[str] | None = None) -> dict[str, Any]:
+    """LightGBM parameters; ``train.monotone`` becomes a constraint per feature of ``features``
+    (1: P(churn) never falls as the feature grows, -1: never rises)."""
+    extra: dict[str, Any] = {}
+    if p.monotone and features is not None:
+        extra["monotone_constraints"] = [int(p.monotone.get(f, 0)) for f in features]
+        extra["monotone_constraints_method"] = "advanced"
     return {
+        **extra,
         "objective": "binary",
         "metric": ["binary_logloss", "auc"],
         "learning_rate": p.learning_rate,
@@ -142,12 +149,13 @@ def model_features(p: TrainParams, columns: Iterable[str] = ()) -> list[str]:
     """The features the model is fitted on: every model feature but ``train.exclude_features``,
     and the BTYD features when the snapshots' ``columns`` have them (features.btyd_features)."""
     known = (*MODEL_FEATURES, *BTYD_FEATURES)
-    unknown = sorted(set(p.exclude_features) - set(known))
-    if unknown:
-        raise ConfigError(
-            f"train.exclude_features names unknown feature(s) {unknown}; model features are: "
-            f"{', '.join(known)}"
-        )
+    for key, names in (("exclude_features", p.exclude_features), ("monotone", p.monotone)):
+        unknown = sorted(set(names) - set(known))
+        if unknown:
+            raise ConfigError(
+                f"train.{key} names unknown feature(s) {unknown}; model features are: "
+                f"{', '.join(known)}"
+            )
     present = set(columns)
     candidates = [*MODEL_FEATURES, *(f for f in BTYD_FEATURES if f in present)]
     used = [f for f in candidates if f not in set(p.exclude_features)]
@@ -248,11 +256,11 @@ def _fit_booster(
     """LightGBM on (x, y): early-stopped on ``valid`` when given, else exactly ``rounds``."""
     dtrain = lgb.Dataset(x, y, feature_name=features, free_raw_data=False)
     if valid is None:
-        booster = lgb.train(lgb_params(p), dtrain, num_boost_round=rounds)
+        booster = lgb.train(lgb_params(p, features), dtrain, num_boost_round=rounds)
         return lgb.Booster(model_str=booster.model_to_string()), rounds
     dvalid = lgb.Dataset(valid[0], valid[1], reference=dtrain)
     booster = lgb.train(
-        lgb_params(p),
+        lgb_params(p, features),
         dtrain,
         num_boost_round=rounds,
         valid_sets=[dvalid],
