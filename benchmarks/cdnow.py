@@ -149,6 +149,7 @@ def run(data: Path | None, n_boot: int) -> dict[str, Any]:
             "rows": report["rows_clean"],
             "customers": report["customers"],
         },
+        "settings": settings(params),
         "classic": {name: runs[name] for name in CLASSIC},
         "other_dates": runs["other"],
         "reference": REFERENCE,
@@ -164,6 +165,22 @@ def run(data: Path | None, n_boot: int) -> dict[str, Any]:
                 "platform": platform.platform(),
             },
         },
+    }
+
+
+def settings(params: Params) -> dict[str, Any]:
+    """The preset's model choices (how each was chosen: docs/ablation.md)."""
+    f, t = params.features, params.train
+    return {
+        "features.horizon_mode": f.horizon_mode,
+        "features.calibration_cutoffs": f.calibration_cutoffs,
+        "features.btyd_features": f.btyd_features,
+        "train.chain_calibration": t.chain_calibration,
+        "train.refit": t.refit,
+        "train.num_leaves": t.num_leaves,
+        "train.min_child_samples": t.min_child_samples,
+        "train.monotone": dict(t.monotone),
+        "train.exclude_features": list(t.exclude_features),
     }
 
 
@@ -282,7 +299,14 @@ def markdown(res: dict[str, Any]) -> str:
         f"{c['39w']['backtest']['resamples']} bootstrap resamples of customers, the same "
         "resamples for every method (paired differences). The defaults were chosen on "
         "pseudo-splits that end by 1997-09-30 ([ablation.md](ablation.md)), never on a window "
-        "reported here.",
+        "reported here."
+        + (
+            " Preset choices: "
+            + ", ".join(f"`{k}` {json.dumps(v)}" for k, v in res["settings"].items())
+            + "."
+            if "settings" in res
+            else ""
+        ),
         "",
         "### Targets",
         "",
