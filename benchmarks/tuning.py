@@ -284,9 +284,20 @@ def markdown(results: dict[str, dict[str, Any]]) -> str:
     ]
     for data, res in results.items():
         splits = ", ".join(f"{s['as_of']} + {s['window_days']} days" for s in res["splits"])
+        batch = data.partition("_")[2]
         out += [
             f"## {data}",
             "",
+            *(
+                [
+                    f"An earlier batch (`--name {batch}`), kept as the record of how a default "
+                    f"was chosen: its own defaults are listed below; the section "
+                    f"`{data.partition('_')[0]}` is the run with the final defaults.",
+                    "",
+                ]
+                if batch
+                else []
+            ),
             f"Pseudo-splits: {splits} ({res['rule']}).",
             "",
             "Defaults: "
