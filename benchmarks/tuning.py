@@ -100,6 +100,12 @@ def variants(base: Params) -> dict[str, Callable[[Params], Params]]:
         )
     if base.features.horizon_mode == "auto":
         out["chained_horizon"] = features(horizon_mode="chained")
+    # how the horizon is built: weekly cutoffs let a direct model fit shorter histories; a
+    # longer chained base horizon needs fewer chain steps
+    if base.features.cutoff_step_days != 7:
+        out["weekly_cutoffs"] = features(cutoff_step_days=7)
+    if base.features.base_horizon_days != 42:
+        out["chain_base_42d"] = features(base_horizon_days=42, base_cutoff_step_days=14)
     for group, names in GROUPS.items():
         out[f"without_{group}"] = train(exclude_features=sorted({*excluded, *names}))
     out["without_ranks"] = train(exclude_features=sorted({*excluded, *RANKS}))
@@ -242,6 +248,8 @@ LABELS = {
     "no_chain_calibration": "no calibration of the chained horizon (train.chain_calibration false)",
     "calibration_dates_recent": "calibration dates within 120 days of validation (calibration_span_days 120)",
     "calibration_dates_recent_no_chain_calibration": "calibration dates within 120 days, no chained calibration",
+    "weekly_cutoffs": "labelled cutoffs every 7 days (features.cutoff_step_days 7)",
+    "chain_base_42d": "chained base horizon 42 days on cutoffs every 14 days",
     "without_basket": "without the basket features (quantity)",
     "without_first_purchase": "without the first-purchase features",
     "without_tenure_rates": "without the tenure-normalised rates",
