@@ -104,8 +104,11 @@ def variants(base: Params) -> dict[str, Callable[[Params], Params]]:
     # longer chained base horizon needs fewer chain steps
     if base.features.cutoff_step_days != 7:
         out["weekly_cutoffs"] = features(cutoff_step_days=7)
-    if base.features.base_horizon_days != 42:
-        out["chain_base_42d"] = features(base_horizon_days=42, base_cutoff_step_days=14)
+    for days, step in ((14, 7), (28, 7), (42, 14)):
+        if base.features.base_horizon_days != days:
+            out[f"chain_base_{days}d"] = features(
+                base_horizon_days=days, base_cutoff_step_days=step
+            )
     for group, names in GROUPS.items():
         out[f"without_{group}"] = train(exclude_features=sorted({*excluded, *names}))
     out["without_ranks"] = train(exclude_features=sorted({*excluded, *RANKS}))
@@ -249,6 +252,8 @@ LABELS = {
     "calibration_dates_recent": "calibration dates within 120 days of validation (calibration_span_days 120)",
     "calibration_dates_recent_no_chain_calibration": "calibration dates within 120 days, no chained calibration",
     "weekly_cutoffs": "labelled cutoffs every 7 days (features.cutoff_step_days 7)",
+    "chain_base_14d": "chained base horizon 14 days on cutoffs every 7 days",
+    "chain_base_28d": "chained base horizon 28 days on cutoffs every 7 days",
     "chain_base_42d": "chained base horizon 42 days on cutoffs every 14 days",
     "without_basket": "without the basket features (quantity)",
     "without_first_purchase": "without the first-purchase features",
