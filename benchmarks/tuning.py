@@ -112,6 +112,11 @@ def variants(base: Params) -> dict[str, Callable[[Params], Params]]:
     for group, names in GROUPS.items():
         out[f"without_{group}"] = train(exclude_features=sorted({*excluded, *names}))
     out["without_ranks"] = train(exclude_features=sorted({*excluded, *RANKS}))
+    # a chained horizon scores snapshots whose day counts run past any seen in training (a
+    # tree is flat there); the ratios (recency_to_tenure, recency_to_gap) stay in range
+    out["without_raw_days"] = train(
+        exclude_features=sorted({*excluded, "recency_days", "tenure_days"})
+    )
     every_new = [f for names in GROUPS.values() for f in names]
     out["previous_features"] = train(exclude_features=sorted({*excluded, *every_new}))
     if base.features.btyd_features:
@@ -259,6 +264,7 @@ LABELS = {
     "without_first_purchase": "without the first-purchase features",
     "without_tenure_rates": "without the tenure-normalised rates",
     "without_ranks": "without the within-cutoff RFM ranks",
+    "without_raw_days": "without recency_days and tenure_days (ratios and ranks only)",
     "previous_features": "previous feature set (none of the three new groups)",
     "with_btyd": "with the BTYD features (features.btyd_features true: MBG/NBD per cutoff)",
     "without_btyd": "without the BTYD features (features.btyd_features false)",
