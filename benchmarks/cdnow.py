@@ -149,6 +149,7 @@ def run(data: Path | None, n_boot: int) -> dict[str, Any]:
             "rows": report["rows_clean"],
             "customers": report["customers"],
         },
+        "settings": settings(params),
         "classic": {name: runs[name] for name in CLASSIC},
         "other_dates": runs["other"],
         "reference": REFERENCE,
@@ -164,6 +165,22 @@ def run(data: Path | None, n_boot: int) -> dict[str, Any]:
                 "platform": platform.platform(),
             },
         },
+    }
+
+
+def settings(params: Params) -> dict[str, Any]:
+    """The preset's model choices (how each was chosen: docs/ablation.md)."""
+    f, t = params.features, params.train
+    return {  # sorted, as the JSON file stores it
+        "features.btyd_features": f.btyd_features,
+        "features.calibration_cutoffs": f.calibration_cutoffs,
+        "features.horizon_mode": f.horizon_mode,
+        "train.chain_calibration": t.chain_calibration,
+        "train.exclude_features": list(t.exclude_features),
+        "train.min_child_samples": t.min_child_samples,
+        "train.monotone": dict(t.monotone),
+        "train.num_leaves": t.num_leaves,
+        "train.refit": t.refit,
     }
 
 
@@ -221,7 +238,11 @@ def _date_table(t: dict[str, Any]) -> list[str]:
         "| method | ROC-AUC [95% CI] | PR-AUC | Brier | top-decile lift |",
         "|---|---|---|---|---|",
     ]
-    for name, row in t["scorers"].items():
+    # the backtest's order (the JSON file sorts its keys): the same table from a run or a render
+    names = [n for n in B.LABELS if n in t["scorers"]]
+    names += sorted(set(t["scorers"]) - set(names))
+    for name in names:
+        row = t["scorers"][name]
         label = f"**{row['label']}**" if name == "model" else row["label"]
         out.append(
             f"| {label} | {_ci(row, 'roc_auc')} | {_f(row['pr_auc'])} | "
@@ -282,7 +303,14 @@ def markdown(res: dict[str, Any]) -> str:
         f"{c['39w']['backtest']['resamples']} bootstrap resamples of customers, the same "
         "resamples for every method (paired differences). The defaults were chosen on "
         "pseudo-splits that end by 1997-09-30 ([ablation.md](ablation.md)), never on a window "
-        "reported here.",
+        "reported here."
+        + (
+            " Preset choices: "
+            + ", ".join(f"`{k}` {json.dumps(v)}" for k, v in res["settings"].items())
+            + "."
+            if "settings" in res
+            else ""
+        ),
         "",
         "### Targets",
         "",
@@ -445,7 +473,32 @@ def readme_table(res: dict[str, Any]) -> str:
     rows.append(row("classic split, 13-week holdout", res["classic"]["13w"]["dates"][0]))
     for t in res["other_dates"]["dates"]:
         rows.append(row(f"as of {t['as_of']}, {OTHER_WINDOW}-day window", t))
+    rows += ["", targets_sentence(res["targets"])]
     return "\n".join(rows)
+
+
+def targets_sentence(tg: dict[str, Any]) -> str:
+    """The issue's targets in one generated sentence (met or not, never rounded up)."""
+
+    def lead(g: dict[str, Any], key: str) -> str:
+        return f"{g[key]:+.4f} [{g['ci'][0]:+.4f}, {g['ci'][1]:+.4f}]"
+
+    parts = []
+    for name, label in (("39w", "39-week"), ("13w", "13-week")):
+        g = tg[name]
+        parts.append(
+            f"{label} holdout: ROC-AUC lead over Pareto/NBD {lead(g, 'roc_auc_lead_over_pareto_nbd')} "
+            f"({'lower bound above 0' if g['lead_met'] else 'interval includes 0: **not met**'}), "
+            f"best Brier {'met' if g['best_brier_met'] else '**not met**'}"
+        )
+    o = tg["other_dates"]
+    parts.append(
+        f"{o['dates']} other dates: mean lead {lead(o, 'mean_roc_auc_lead_over_pareto_nbd')} "
+        f"({'lower bound above 0' if o['lead_met'] else '**not met**'}; per date "
+        f"{o['dates_with_lead_lower_bound_above_0']} of {o['dates']}), best Brier on "
+        f"{o['dates_with_best_brier']} of {o['dates']}"
+    )
+    return "Targets (generated): " + "; ".join(parts) + "."
 
 
 def write_readme(res: dict[str, Any], path: Path = README) -> None:

@@ -36,6 +36,7 @@ from typing import Any
 from churnguard import backtest as B
 from churnguard import backtest_run as R
 from churnguard.config import Params, load_params
+from churnguard.feature_defs import BTYD_FEATURES
 from churnguard.io import write_json_atomic, write_text_atomic
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -80,22 +81,60 @@ def variants(base: Params) -> dict[str, Callable[[Params], Params]]:
 
     excluded = list(base.train.exclude_features)
     out: dict[str, Callable[[Params], Params]] = {"defaults": lambda p: p}
-    out["calibration_on_validation_only"] = features(calibration_cutoffs=1)
-    out["no_chain_calibration"] = train(chain_calibration=False)
-    out["calibration_dates_recent"] = features(calibration_span_days=120)
-    out["calibration_dates_recent_no_chain_calibration"] = lambda p: p.model_copy(
-        update={
-            "features": p.features.model_copy(update={"calibration_span_days": 120}),
-            "train": p.train.model_copy(update={"chain_calibration": False}),
-        }
-    )
+    # each switch is measured from wherever the defaults stand (the other way round)
+    if base.features.calibration_cutoffs > 1:
+        out["calibration_on_validation_only"] = features(calibration_cutoffs=1)
+        out["calibration_dates_recent"] = features(calibration_span_days=120)
+    else:
+        out["calibration_four_dates"] = features(calibration_cutoffs=4)
+    if base.train.chain_calibration:
+        out["no_chain_calibration"] = train(chain_calibration=False)
+    else:
+        out["chain_calibration"] = train(chain_calibration=True)
+    if base.train.chain_calibration and base.features.calibration_cutoffs > 1:
+        out["calibration_dates_recent_no_chain_calibration"] = lambda p: p.model_copy(
+            update={
+                "features": p.features.model_copy(update={"calibration_span_days": 120}),
+                "train": p.train.model_copy(update={"chain_calibration": False}),
+            }
+        )
     if base.features.horizon_mode == "auto":
         out["chained_horizon"] = features(horizon_mode="chained")
+    # how the horizon is built: weekly cutoffs let a direct model fit shorter histories; a
+    # longer chained base horizon needs fewer chain steps
+    if base.features.cutoff_step_days != 7:
+        out["weekly_cutoffs"] = features(cutoff_step_days=7)
+    for days, step in ((14, 7), (28, 7), (42, 14)):
+        if base.features.base_horizon_days != days:
+            out[f"chain_base_{days}d"] = features(
+                base_horizon_days=days, base_cutoff_step_days=step
+            )
     for group, names in GROUPS.items():
         out[f"without_{group}"] = train(exclude_features=sorted({*excluded, *names}))
     out["without_ranks"] = train(exclude_features=sorted({*excluded, *RANKS}))
+    # a chained horizon scores snapshots whose day counts run past any seen in training (a
+    # tree is flat there); the ratios (recency_to_tenure, recency_to_gap) stay in range
+    out["without_raw_days"] = train(
+        exclude_features=sorted({*excluded, "recency_days", "tenure_days"})
+    )
     every_new = [f for names in GROUPS.values() for f in names]
     out["previous_features"] = train(exclude_features=sorted({*excluded, *every_new}))
+    if base.features.btyd_features:
+        out["without_btyd"] = train(exclude_features=sorted({*excluded, *BTYD_FEATURES}))
+    else:
+        out["with_btyd"] = features(btyd_features=True)
+    # a more regularised LightGBM (fewer, larger leaves): small data, few strong signals
+    if base.train.num_leaves > 7:
+        out["regularised_trees"] = train(num_leaves=7, min_child_samples=200)
+    else:
+        out["general_trees"] = train(num_leaves=15, min_child_samples=40)
+        out["regularised_more"] = train(num_leaves=4, min_child_samples=400)
+    # monotone constraints: churn never less likely as silence grows (and with more purchases)
+    if not base.train.monotone:
+        out["monotone_recency"] = train(monotone={"recency_days": 1})
+        out["monotone_recency_frequency"] = train(monotone={"recency_days": 1, "purchase_days": -1})
+    else:
+        out["no_monotone"] = train(monotone={})
     return out
 
 
@@ -190,6 +229,17 @@ def run(
         "splits": [{"as_of": str(a), "window_days": d} for a, d in splits],
         "resamples": resamples,
         "groups": {**GROUPS, "ranks": RANKS},
+        "defaults": {
+            "features.btyd_features": params.features.btyd_features,
+            "features.calibration_cutoffs": params.features.calibration_cutoffs,
+            "features.horizon_mode": params.features.horizon_mode,
+            "train.chain_calibration": params.train.chain_calibration,
+            "train.refit": params.train.refit,
+            "train.exclude_features": list(params.train.exclude_features),
+            "train.num_leaves": params.train.num_leaves,
+            "train.min_child_samples": params.train.min_child_samples,
+            "train.monotone": dict(params.train.monotone),
+        },
         "variants": table,
         "defaults_vs_baselines": versus,
         "seconds": round(time.perf_counter() - t0, 1),
@@ -197,18 +247,33 @@ def run(
 
 
 LABELS = {
-    "defaults": "defaults (every feature, 4 calibration dates, refit)",
+    "defaults": "defaults (as listed above the table)",
     "no_refit": "no refit (ship the evaluated fit: train.refit false)",
     "calibration_on_validation_only": "calibrate on the validation cutoff only (calibration_cutoffs 1)",
+    "calibration_four_dates": "calibrate on 4 out-of-time dates (calibration_cutoffs 4)",
+    "chain_calibration": "calibrate the chained horizon on realised outcomes (train.chain_calibration true)",
     "chained_horizon": "chained horizon even where a direct model fits (horizon_mode chained)",
     "no_chain_calibration": "no calibration of the chained horizon (train.chain_calibration false)",
     "calibration_dates_recent": "calibration dates within 120 days of validation (calibration_span_days 120)",
     "calibration_dates_recent_no_chain_calibration": "calibration dates within 120 days, no chained calibration",
+    "weekly_cutoffs": "labelled cutoffs every 7 days (features.cutoff_step_days 7)",
+    "chain_base_14d": "chained base horizon 14 days on cutoffs every 7 days",
+    "chain_base_28d": "chained base horizon 28 days on cutoffs every 7 days",
+    "chain_base_42d": "chained base horizon 42 days on cutoffs every 14 days",
     "without_basket": "without the basket features (quantity)",
     "without_first_purchase": "without the first-purchase features",
     "without_tenure_rates": "without the tenure-normalised rates",
     "without_ranks": "without the within-cutoff RFM ranks",
+    "without_raw_days": "without recency_days and tenure_days (ratios and ranks only)",
     "previous_features": "previous feature set (none of the three new groups)",
+    "with_btyd": "with the BTYD features (features.btyd_features true: MBG/NBD per cutoff)",
+    "without_btyd": "without the BTYD features (features.btyd_features false)",
+    "regularised_trees": "more regularised trees (num_leaves 7, min_child_samples 200)",
+    "general_trees": "the general default trees (num_leaves 15, min_child_samples 40)",
+    "regularised_more": "still more regularised trees (num_leaves 4, min_child_samples 400)",
+    "monotone_recency": "P(churn) monotone in recency_days (train.monotone)",
+    "monotone_recency_frequency": "P(churn) monotone in recency_days (up) and purchase_days (down)",
+    "no_monotone": "no monotone constraints",
 }
 
 
@@ -238,10 +303,29 @@ def markdown(results: dict[str, dict[str, Any]]) -> str:
     ]
     for data, res in results.items():
         splits = ", ".join(f"{s['as_of']} + {s['window_days']} days" for s in res["splits"])
+        batch = data.partition("_")[2]
         out += [
             f"## {data}",
             "",
+            *(
+                [
+                    f"An earlier batch (`--name {batch}`), kept as the record of how a default "
+                    f"was chosen: its own defaults are listed below; the section "
+                    f"`{data.partition('_')[0]}` is the run with the final defaults.",
+                    "",
+                ]
+                if batch
+                else []
+            ),
             f"Pseudo-splits: {splits} ({res['rule']}).",
+            "",
+            "Defaults: "
+            + (
+                ", ".join(f"`{k}` {json.dumps(v)}" for k, v in res["defaults"].items())
+                if "defaults" in res
+                else "every feature, 4 calibration dates, chained calibration, refit"
+            )
+            + ".",
             "",
             "| variant | ROC-AUC gain | PR-AUC gain | Brier gain | ROC-AUC per split |",
             "|---|---|---|---|---|",

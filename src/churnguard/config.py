@@ -348,6 +348,9 @@ class FeaturesParams(_Section):
     # 1 = the validation cutoff alone
     calibration_cutoffs: Annotated[int, Field(ge=1)] = 4
     calibration_span_days: Annotated[int, Field(ge=1)] = 365  # ... spread over this many days
+    # BTYD features (churnguard.btyd_features): an MBG/NBD fitted at each cutoff on that
+    # cutoff's customers only; P(alive), the shrunk purchase rate, P(no purchase in 90 days)
+    btyd_features: bool = False
 
 
 class TrainParams(_Section):
@@ -383,8 +386,12 @@ class TrainParams(_Section):
     # chained horizons: calibrate the chained probability on realised outcomes at the
     # calibration dates whose whole target window lies in the data
     chain_calibration: bool = True
-    # model features left out (ablations); names from feature_defs.MODEL_FEATURES
+    # model features left out (ablations); names from feature_defs.MODEL_FEATURES (and
+    # feature_defs.BTYD_FEATURES when features.btyd_features adds them)
     exclude_features: list[str] = Field(default_factory=list)
+    # monotone constraints by feature name: 1 = P(churn) never falls as the feature grows,
+    # -1 = never rises (e.g. {recency_days: 1}); features not named are free
+    monotone: dict[str, Literal[-1, 1]] = Field(default_factory=dict)
     min_rows: Annotated[int, Field(ge=1)] = 200
     register_model: bool = True
     registered_model_name: str = "churnguard"

@@ -169,6 +169,44 @@ COLUMNS: tuple[Column, ...] = (
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
 MODEL_FEATURES: tuple[str, ...] = tuple(c.name for c in COLUMNS if c.role == "feature")
 
+# Optional columns (features.btyd_features) appended after the SQL by the engine, from each
+# cutoff's own rows (churnguard.btyd_features); models trained with them need them to score.
+BTYD_COLUMNS: tuple[Column, ...] = (
+    Column(
+        "btyd_p_alive",
+        "feature",
+        "Optional (features.btyd_features). P(alive) under an MBG/NBD fitted by maximum "
+        "likelihood on every customer of this cutoff (x repeat days, first-to-last, tenure).",
+    ),
+    Column(
+        "btyd_rate_30d",
+        "feature",
+        "Optional. Expected purchase days per 30 days if alive: 30·(r + x)/(alpha + T), the "
+        "purchase rate shrunk to the cutoff's population.",
+    ),
+    Column(
+        "btyd_no_purchase_90d",
+        "feature",
+        "Optional. MBG/NBD P(no purchase day in the 90 days after the cutoff).",
+    ),
+)
+BTYD_FEATURES: tuple[str, ...] = tuple(c.name for c in BTYD_COLUMNS)
+
+
+def with_btyd(frame: pd.DataFrame, enabled: bool) -> pd.DataFrame:
+    """``frame`` with the BTYD columns appended when ``enabled`` (fitted per cutoff)."""
+    if not enabled:
+        return frame
+    from churnguard.btyd_features import add_btyd_features
+
+    return add_btyd_features(frame)
+
+
+def needs_btyd(scorer: Any) -> bool:
+    """Whether a scorer's features include the BTYD columns (scoring must add them)."""
+    return bool(set(getattr(scorer, "features", None) or ()) & set(BTYD_FEATURES))
+
+
 RFM_SEGMENTS: tuple[tuple[str, str], ...] = (
     ("Champions", "R ≥ 4 and FM ≥ 4"),
     ("Loyal", "R = 3 and FM ≥ 4"),
@@ -208,7 +246,7 @@ def describe_markdown(params: FeaturesParams | None = None) -> str:
         "| column | role | description |",
         "|---|---|---|",
     ]
-    out += [f"| `{c.name}` | {c.role} | {c.description} |" for c in COLUMNS]
+    out += [f"| `{c.name}` | {c.role} | {c.description} |" for c in (*COLUMNS, *BTYD_COLUMNS)]
     out += ["", "## RFM segments", "", "| segment | rule (first match wins) |", "|---|---|"]
     out += [f"| {name} | {rule} |" for name, rule in RFM_SEGMENTS]
     return "\n".join(out) + "\n"

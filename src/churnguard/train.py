@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,13 @@ from churnguard.baselines import CANDIDATES
 from churnguard.config import FeaturesParams, TrainParams
 from churnguard.drift import reference_profile
 from churnguard.errors import ConfigError, DataError
-from churnguard.feature_defs import CHAIN_FILE, CUTOFFS_FILE, MODEL_FEATURES, SNAPSHOTS_FILE
+from churnguard.feature_defs import (
+    BTYD_FEATURES,
+    CHAIN_FILE,
+    CUTOFFS_FILE,
+    MODEL_FEATURES,
+    SNAPSHOTS_FILE,
+)
 from churnguard.horizon import (
     Plan,
     calibration_dates,
@@ -111,8 +118,15 @@ def _check_rows(frame: pd.DataFrame, name: str, min_rows: int) -> None:
         )
 
 
-def lgb_params(p: TrainParams) -> dict[str, Any]:
+def lgb_params(p: TrainParams, features: list[str] | None = None) -> dict[str, Any]:
+    """LightGBM parameters; ``train.monotone`` becomes a constraint per feature of ``features``
+    (1: P(churn) never falls as the feature grows, -1: never rises)."""
+    extra: dict[str, Any] = {}
+    if p.monotone and features is not None:
+        extra["monotone_constraints"] = [int(p.monotone.get(f, 0)) for f in features]
+        extra["monotone_constraints_method"] = "advanced"
     return {
+        **extra,
         "objective": "binary",
         "metric": ["binary_logloss", "auc"],
         "learning_rate": p.learning_rate,
@@ -131,15 +145,20 @@ def lgb_params(p: TrainParams) -> dict[str, Any]:
     }
 
 
-def model_features(p: TrainParams) -> list[str]:
-    """The features the model is fitted on: every model feature but ``train.exclude_features``."""
-    unknown = sorted(set(p.exclude_features) - set(MODEL_FEATURES))
-    if unknown:
-        raise ConfigError(
-            f"train.exclude_features names unknown feature(s) {unknown}; model features are: "
-            f"{', '.join(MODEL_FEATURES)}"
-        )
-    used = [f for f in MODEL_FEATURES if f not in set(p.exclude_features)]
+def model_features(p: TrainParams, columns: Iterable[str] = ()) -> list[str]:
+    """The features the model is fitted on: every model feature but ``train.exclude_features``,
+    and the BTYD features when the snapshots' ``columns`` have them (features.btyd_features)."""
+    known = (*MODEL_FEATURES, *BTYD_FEATURES)
+    for key, names in (("exclude_features", p.exclude_features), ("monotone", p.monotone)):
+        unknown = sorted(set(names) - set(known))
+        if unknown:
+            raise ConfigError(
+                f"train.{key} names unknown feature(s) {unknown}; model features are: "
+                f"{', '.join(known)}"
+            )
+    present = set(columns)
+    candidates = [*MODEL_FEATURES, *(f for f in BTYD_FEATURES if f in present)]
+    used = [f for f in candidates if f not in set(p.exclude_features)]
     if not used:
         raise ConfigError("train.exclude_features leaves no feature to train on")
     return used
@@ -237,11 +256,11 @@ def _fit_booster(
     """LightGBM on (x, y): early-stopped on ``valid`` when given, else exactly ``rounds``."""
     dtrain = lgb.Dataset(x, y, feature_name=features, free_raw_data=False)
     if valid is None:
-        booster = lgb.train(lgb_params(p), dtrain, num_boost_round=rounds)
+        booster = lgb.train(lgb_params(p, features), dtrain, num_boost_round=rounds)
         return lgb.Booster(model_str=booster.model_to_string()), rounds
     dvalid = lgb.Dataset(valid[0], valid[1], reference=dtrain)
     booster = lgb.train(
-        lgb_params(p),
+        lgb_params(p, features),
         dtrain,
         num_boost_round=rounds,
         valid_sets=[dvalid],
@@ -375,7 +394,7 @@ def train_model(
     calibrate, and whether the horizon is chained; without one, a direct split of the
     labelled cutoffs. ``horizon_days`` is the snapshots' label horizon.
     """
-    features = model_features(p)
+    features = model_features(p, frame.columns)
     frame = frame[(frame["lapsed"] == 0) & frame["churned"].notna()].copy()
     frame["churned"] = frame["churned"].astype(int)
     if plan is None:

@@ -223,3 +223,59 @@ def test_a_long_horizon_trains_and_scores_chained(tmp_path, pipeline, horizon, m
     assert np.mean(p_long) < np.mean(p_step)
     if not calibrated:  # a bare product of step probabilities, each at most 1
         assert (p_long <= p_step + 1e-12).all()
+
+
+@pytest.mark.parametrize("horizon", [90, 120], ids=["direct", "chained"])
+def test_btyd_features_train_and_score_through_the_engine(tmp_path, pipeline, horizon):
+    """features.btyd_features: the snapshots, the chain and the scoring snapshot carry the
+    MBG/NBD columns; the model is fitted on them and scores with them after a reload."""
+    from churnguard.engines import get_engine
+    from churnguard.feature_defs import BTYD_FEATURES
+    from churnguard.modeling import ChurnModel, LoadedModel
+
+    fp = pipeline.features.model_copy(
+        update={
+            "output_dir": str(tmp_path / "features"),
+            "horizon_days": horizon,
+            "horizon_mode": "auto" if horizon == 90 else "chained",
+            "calibration_cutoffs": 2,
+            "btyd_features": True,
+        }
+    )
+    summary = run_features(fp, pipeline.engine)
+    snaps = pd.read_parquet(tmp_path / "features" / "snapshots.parquet")
+    bought = snaps["purchase_days"] > 0  # a customer with only returns has no MBG/NBD history
+    assert snaps.loc[bought, list(BTYD_FEATURES)].notna().all().all()
+    assert snaps.loc[~bought, list(BTYD_FEATURES)].isna().all().all()
+    if summary["plan"]["chain_origins"]:
+        chain = pd.read_parquet(tmp_path / "features" / "chain.parquet")
+        bought = chain["purchase_days"] > 0
+        assert chain.loc[bought, list(BTYD_FEATURES)].notna().all().all()
+    tp = pipeline.train.model_copy(
+        update={
+            "features_dir": fp.output_dir,
+            "model_dir": str(tmp_path / "models"),
+            "n_estimators": 80,
+        }
+    )
+    run_train(tp)
+    model = ChurnModel.load(tmp_path / "models")
+    assert set(BTYD_FEATURES) <= set(model.features)
+    loaded = LoadedModel(model=model, ref="models", version="file", digest="")
+    snap, scorer = get_engine(pipeline.engine).score_snapshot(
+        pipeline.transactions, D(2024, 12, 31), 365, loaded
+    )
+    active = snap[snap["lapsed"] == 0]
+    p = scorer.predict(active)
+    assert ((p > 0) & (p < 1)).all()
+    assert active.loc[active["purchase_days"] > 0, list(BTYD_FEATURES)].notna().all().all()
+    # the scoring snapshot's columns are the same fit the features stage makes at that date
+    same = run_features(
+        fp.model_copy(update={"output_dir": str(tmp_path / "asof"), "as_of": D(2024, 12, 31)}),
+        pipeline.engine,
+    )
+    assert same["as_of"] == "2024-12-31"
+    current = pd.read_parquet(tmp_path / "asof" / "current.parquet").set_index("customer_id")
+    got = snap.set_index("customer_id")
+    for name in BTYD_FEATURES:
+        np.testing.assert_allclose(got[name], current.loc[got.index, name])

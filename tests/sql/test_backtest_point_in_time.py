@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from churnguard import features as F
 from churnguard.config import EngineParams, FeaturesParams
-from churnguard.feature_defs import CHAIN_FILE
+from churnguard.feature_defs import BTYD_FEATURES, CHAIN_FILE
 
 D = dt.date
 START = D(2023, 1, 1)
@@ -62,6 +62,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]
     return root, df
 
 
+@pytest.mark.parametrize("btyd", [False, True])
 @settings(
     max_examples=6,
     deadline=None,
@@ -72,7 +73,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]
     horizon=st.sampled_from([30, 120]),
     mode=st.sampled_from(["auto", "chained"]),
 )
-def test_features_at_a_past_date_never_see_later_lines(files, offset, horizon, mode) -> None:
+def test_features_at_a_past_date_never_see_later_lines(files, offset, horizon, mode, btyd) -> None:
     root, df = files
     as_of = START + dt.timedelta(days=offset)
     engine = EngineParams(temp_directory=str(root / "duck"), memory_limit="1GB", threads=1)
@@ -87,9 +88,10 @@ def test_features_at_a_past_date_never_see_later_lines(files, offset, horizon, m
         base_horizon_days=14,
         base_cutoff_step_days=14,
         calibration_cutoffs=3,
+        btyd_features=btyd,  # the MBG/NBD is fitted on each cutoff's own rows
     )
-    out_full = root / f"full_{offset}_{horizon}_{mode}"
-    out_cut = root / f"cut_{offset}_{horizon}_{mode}"
+    out_full = root / f"full_{offset}_{horizon}_{mode}_{btyd}"
+    out_cut = root / f"cut_{offset}_{horizon}_{mode}_{btyd}"
     a = F.run_features(
         fp.model_copy(update={"input": str(root / "full.parquet"), "output_dir": str(out_full)}),
         engine,
@@ -101,6 +103,8 @@ def test_features_at_a_past_date_never_see_later_lines(files, offset, horizon, m
     for name in (F.SNAPSHOTS_FILE, F.CURRENT_FILE, CHAIN_FILE):
         x, y = pd.read_parquet(out_full / name), pd.read_parquet(out_cut / name)
         pd.testing.assert_frame_equal(x, y, check_dtype=False)
+        if name != CHAIN_FILE or len(x):
+            assert (set(BTYD_FEATURES) <= set(x)) == btyd
     chain = pd.read_parquet(out_full / CHAIN_FILE)
     if a["plan"]["mode"] == "chained" and a["plan"]["chain_origins"]:
         # each chain step is the origin's history seen later: recency grows by the step

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pandas as pd
 
+from churnguard.btyd_features import add_to_parquet
 from churnguard.config import EngineParams, FeaturesParams, memory_bytes
 from churnguard.db import connect, sql_string
 from churnguard.errors import DataError
@@ -25,7 +26,9 @@ from churnguard.feature_defs import (
     assemble_chain,
     cutoff_table,
     feature_sql,
+    needs_btyd,
     run_summary,
+    with_btyd,
 )
 from churnguard.horizon import Plan, chain_cutoffs, plan_training
 from churnguard.io import atomic_path, write_json_atomic
@@ -211,14 +214,18 @@ def chain_frame(
     plan: Plan,
     lost_after_days: int,
     engine: EngineParams,
+    btyd: bool = False,
 ) -> pd.DataFrame:
     """The calibration data of a chained plan (:func:`feature_defs.assemble_chain`): for
     every chain origin o, the snapshots at o + k·h built from the lines dated ≤ o, with
-    the realised target label at o."""
+    the realised target label at o (BTYD columns fitted per step snapshot when ``btyd``)."""
 
     def build(cutoffs: list[dt.date], horizon: int | None, data_end: dt.date) -> pd.DataFrame:
-        return snapshot_frame(
-            transactions, cutoffs[0], lost_after_days, engine, horizon, cutoffs, data_end
+        return with_btyd(
+            snapshot_frame(
+                transactions, cutoffs[0], lost_after_days, engine, horizon, cutoffs, data_end
+            ),
+            btyd,
         )
 
     return assemble_chain(plan, build)
@@ -344,8 +351,12 @@ class DuckDBEngine:
             n_cur,
             plan,
         )
+        if params.btyd_features:  # fitted on each cutoff's own rows: still point-in-time
+            add_to_parquet(str(out_dir / SNAPSHOTS_FILE))
+            add_to_parquet(str(out_dir / CURRENT_FILE))
         write_chain(
-            chain_frame(src, plan, params.lost_after_days, self.params), out_dir / CHAIN_FILE
+            chain_frame(src, plan, params.lost_after_days, self.params, params.btyd_features),
+            out_dir / CHAIN_FILE,
         )
         write_json_atomic(out_dir / CUTOFFS_FILE, summary)
         return summary
@@ -353,13 +364,17 @@ class DuckDBEngine:
     def score_snapshot(
         self, transactions: str | Path, as_of: dt.date, lost_after_days: int, loaded: LoadedModel
     ) -> tuple[pd.DataFrame, ChurnModel | ChainedScores]:
-        snap = snapshot_frame(transactions, as_of, lost_after_days, self.params)
+        btyd = needs_btyd(loaded.model)
+        snap = with_btyd(snapshot_frame(transactions, as_of, lost_after_days, self.params), btyd)
         if not is_chained(loaded.model):
             return snap, loaded.model
         return snap, chained_scores(
             loaded.model,
-            lambda cutoffs: snapshot_frame(
-                transactions, as_of, lost_after_days, self.params, None, cutoffs, as_of
+            lambda cutoffs: with_btyd(
+                snapshot_frame(
+                    transactions, as_of, lost_after_days, self.params, None, cutoffs, as_of
+                ),
+                btyd,
             ),
             as_of,
         )

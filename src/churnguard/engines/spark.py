@@ -97,6 +97,7 @@ from churnguard.feature_defs import (
     assemble_chain,
     cutoff_table,
     feature_sql,
+    needs_btyd,
     run_summary,
 )
 from churnguard.horizon import plan_training
@@ -530,6 +531,11 @@ def run_features(
     """``churnguard features`` on Spark: same files, same summary as the DuckDB path."""
     from churnguard.io import dumps_json
 
+    if params.btyd_features:
+        raise ConfigError(
+            "features.btyd_features is not available on the Spark engine yet (the MBG/NBD "
+            "fit runs in Python on each cutoff's rows): use engine.name: duckdb or set it false"
+        )
     src = str(params.input)
     if not _is_uri(src) and not Path(src).exists():
         raise DataError(f"{src}: transactions not found (features.input; run `churnguard ingest`)")
@@ -680,6 +686,11 @@ def score_snapshot(
     from pyspark.sql import functions as F
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    if needs_btyd(loaded.model):
+        raise ConfigError(
+            "this model uses the BTYD features (features.btyd_features), which the Spark "
+            "engine cannot compute yet: score it with engine.name: duckdb"
+        )
     if is_chained(loaded.model):
         # the chain scores several step snapshots with the base scorer in Python
         from churnguard.engines.duckdb import chained_scores
