@@ -215,22 +215,8 @@ def targets(runs: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- output
 
 
-def _f(x: float | None, d: int = 3) -> str:
-    return "–" if x is None else f"{x:.{d}f}"
-
-
-def _ci(row: dict[str, Any], metric: str, d: int = 3) -> str:
-    if row.get(metric) is None:
-        return "–"
-    lo, hi = row[f"{metric}_ci"]
-    return f"{row[metric]:.{d}f} [{lo:.{d}f}, {hi:.{d}f}]"
-
-
-def _lead(lead: dict[str, Any] | None, d: int = 4) -> str:
-    if not lead:
-        return "–"
-    lo, hi = lead["lead_ci"]
-    return f"{lead['lead']:+.{d}f} [{lo:+.{d}f}, {hi:+.{d}f}]"
+# the same cell formats as churnguard backtest's own tables
+_f, _ci, _lead = B._f, B._ci, B._lead
 
 
 def _date_table(t: dict[str, Any]) -> list[str]:
