@@ -10,7 +10,6 @@ import datetime as dt
 import math
 import re
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,7 +17,7 @@ import pytest
 from churnguard.actions import RISK_ORDER, assign_actions, match_playbook, risk_band
 from churnguard.config import ActionRule, RiskBands, ScoreParams
 from churnguard.csvsafe import read_excel_csv, write_excel_csv_atomic
-from churnguard.modeling import Calibrator, ChurnModel, LoadedModel
+from churnguard.modeling import ChurnModel, LoadedModel
 from churnguard.report import render_html
 from churnguard.score import (
     RISK_LIST_SCHEMA,
@@ -60,19 +59,9 @@ REMIND_ANY = ActionRule(
 
 
 @pytest.fixture(scope="module")
-def model() -> ChurnModel:
-    """A real booster: churn when silent for long and few recent orders."""
-    rng = np.random.default_rng(3)
-    x = pd.DataFrame(
-        {"recency_days": rng.integers(0, 360, 400), "orders_90d": rng.integers(0, 6, 400)}
-    )
-    y = ((x["recency_days"] > 120) & (x["orders_90d"] <= 1)).astype(int)
-    booster = lgb.train(
-        {"objective": "binary", "verbose": -1, "min_data_in_leaf": 5, "seed": 3},
-        lgb.Dataset(x.to_numpy(dtype=float), y.to_numpy(), feature_name=FEATURES),
-        num_boost_round=20,
-    )
-    return ChurnModel(booster, Calibrator("identity"), FEATURES, {f: "int64" for f in FEATURES}, {})
+def model(tiny_model: ChurnModel) -> ChurnModel:
+    """The tiny real booster of conftest (recency_days, orders_90d)."""
+    return tiny_model
 
 
 def snapshot() -> pd.DataFrame:

@@ -7,15 +7,13 @@ from __future__ import annotations
 import math
 from collections import namedtuple
 
-import lightgbm as lgb
-import numpy as np
 import pandas as pd
 import pytest
 
 from churnguard.config import ActionRule, OverflowAction, ReportParams, ScoreParams
 from churnguard.explain import PHRASE_COLUMNS, phrase, top_reasons
 from churnguard.i18n import translator
-from churnguard.modeling import Calibrator, ChurnModel
+from churnguard.modeling import ChurnModel
 from churnguard.score import _present, compare_with_previous, manager_lists, score_frame
 
 Row = namedtuple("Row", PHRASE_COLUMNS)
@@ -199,18 +197,9 @@ OVERFLOW = OverflowAction(action={"en": "Email", "ar": "بريد إلكترون�
 
 
 @pytest.fixture(scope="module")
-def model() -> ChurnModel:
-    rng = np.random.default_rng(3)
-    x = pd.DataFrame(
-        {"recency_days": rng.integers(0, 360, 400), "orders_90d": rng.integers(0, 6, 400)}
-    )
-    y = ((x["recency_days"] > 120) & (x["orders_90d"] <= 1)).astype(int)
-    booster = lgb.train(
-        {"objective": "binary", "verbose": -1, "min_data_in_leaf": 5, "seed": 3},
-        lgb.Dataset(x.to_numpy(dtype=float), y.to_numpy(), feature_name=FEATURES),
-        num_boost_round=20,
-    )
-    return ChurnModel(booster, Calibrator("identity"), FEATURES, {f: "int64" for f in FEATURES}, {})
+def model(tiny_model: ChurnModel) -> ChurnModel:
+    """The tiny real booster of conftest (recency_days, orders_90d)."""
+    return tiny_model
 
 
 def snapshot() -> pd.DataFrame:
