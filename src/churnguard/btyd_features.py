@@ -108,22 +108,3 @@ def add_btyd_features(frame: pd.DataFrame) -> pd.DataFrame:
     for name in NAMES:
         out[name] = values[name]
     return out
-
-
-def add_to_parquet(path: str) -> int:
-    """Append the BTYD columns to a snapshot Parquet file in place (atomic); its rows."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from churnguard.io import atomic_path
-
-    table = pq.read_table(path)
-    frame = table.select(
-        ["cutoff_date", "purchase_days", "tenure_days", "recency_days"]
-    ).to_pandas()
-    extra = add_btyd_features(frame)
-    for name in NAMES:
-        table = table.append_column(name, pa.array(extra[name].to_numpy(), pa.float64()))
-    with atomic_path(path) as tmp:
-        pq.write_table(table.replace_schema_metadata(None), tmp, compression="zstd")
-    return table.num_rows

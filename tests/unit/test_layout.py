@@ -35,6 +35,7 @@ PURE = (
     "uplift",
     "horizon",
     "timing",
+    "btyd_features",
 )
 ALLOWED_INTERNAL = {*PURE, "config", "errors"}
 FORBIDDEN_EXTERNAL = (

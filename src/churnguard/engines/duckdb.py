@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pandas as pd
 
-from churnguard.btyd_features import add_to_parquet
+from churnguard.btyd_features import NAMES as BTYD_NAMES
+from churnguard.btyd_features import add_btyd_features
 from churnguard.config import EngineParams, FeaturesParams, memory_bytes
 from churnguard.db import connect, sql_string
 from churnguard.errors import DataError
@@ -352,8 +353,8 @@ class DuckDBEngine:
             plan,
         )
         if params.btyd_features:  # fitted on each cutoff's own rows: still point-in-time
-            add_to_parquet(str(out_dir / SNAPSHOTS_FILE))
-            add_to_parquet(str(out_dir / CURRENT_FILE))
+            add_btyd_to_parquet(str(out_dir / SNAPSHOTS_FILE))
+            add_btyd_to_parquet(str(out_dir / CURRENT_FILE))
         write_chain(
             chain_frame(src, plan, params.lost_after_days, self.params, params.btyd_features),
             out_dir / CHAIN_FILE,
@@ -381,3 +382,20 @@ class DuckDBEngine:
 
     def extra_score_files(self, folder: Path, present: pd.DataFrame) -> list[str]:
         return []
+
+
+def add_btyd_to_parquet(path: str) -> int:
+    """Append the BTYD columns to a snapshot Parquet file in place (atomic); its rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    frame = table.select(
+        ["cutoff_date", "purchase_days", "tenure_days", "recency_days"]
+    ).to_pandas()
+    extra = add_btyd_features(frame)
+    for name in BTYD_NAMES:
+        table = table.append_column(name, pa.array(extra[name].to_numpy(), pa.float64()))
+    with atomic_path(path) as tmp:
+        pq.write_table(table.replace_schema_metadata(None), tmp, compression="zstd")
+    return table.num_rows
