@@ -307,3 +307,26 @@ def test_a_catalogue_reaches_every_label_but_not_the_contract_or_the_data(monkey
     assert rules["list"].formula1 == '"reached,no answer,saved,declined,wrong contact"'
     values = [c.value for row in wb["List"].iter_rows(min_row=2) for c in row]
     assert "«new»" in values and "007" in values  # codes displayed translated; ids untouched
+
+
+def test_the_population_value_line_is_on_the_summary_only_and_the_not_money_warning_on_both():
+    value = {
+        "value_at_risk_total": 629135.0,
+        "value_horizon_days": 365,
+        "revenue_trailing_12m": 971174.0,
+        "money": True,
+    }
+    summary = make_ctx()["summary"] | {"value": value}
+    report = render_html(make_ctx() | {"summary": summary})
+    page = render_manager_html(manager_ctx(summary=summary))
+    assert "these customers spent in the last 12 months" in report
+    assert "€629,135" in report and "€971,174" in report
+    # a manager's page shows their own value at risk in its cards, not everyone's
+    assert "these customers spent" not in page and "629,135" not in page
+    note = "Values are not money: every line had the same amount."
+    not_money = summary | {"value": value | {"money": False, "note": note}}
+    for html in (
+        render_html(make_ctx() | {"summary": not_money}),
+        render_manager_html(manager_ctx(summary=not_money)),
+    ):
+        assert note in html
