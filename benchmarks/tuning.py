@@ -274,6 +274,7 @@ LABELS = {
     "monotone_recency": "P(churn) monotone in recency_days (train.monotone)",
     "monotone_recency_frequency": "P(churn) monotone in recency_days (up) and purchase_days (down)",
     "no_monotone": "no monotone constraints",
+    "blend_logreg": "LightGBM blended with the logistic regression, 0.5 each in log-odds (train.blend_logreg)",
 }
 
 
