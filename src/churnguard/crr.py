@@ -164,6 +164,7 @@ def crr_table(
             "start": start,
             "end": end,
         },
+        name=CRR_SQL,
     )
     for col in ("period_start", "period_end"):
         frame[col] = pd.to_datetime(frame[col]).dt.date
@@ -183,8 +184,24 @@ _PURCHASE_LINES_SQL = (
 )
 
 
-def _check_input(engine: Engine, path: Path) -> None:
+def _is_uri(path: str | Path) -> bool:
+    return "://" in str(path) or str(path).startswith("dbfs:")
+
+
+def _check_input(engine: Engine, path: str | Path) -> None:
+    """Refuse a missing, unreadable or non-canonical local file, or one without purchases.
+    A URI (``s3://…``, ``hdfs://…``: the Spark engine reads it) gets the purchase check only."""
     where = "(features.input / score.transactions in params.yaml)"
+    if isinstance(path, Path):
+        _check_local_file(path, where)
+    n = int(engine.run_program(_PURCHASE_LINES_SQL, path)["n"].iloc[0])
+    if n == 0:
+        raise DataError(
+            f"{path}: no purchase lines (amount >= 0) to compute retention from; check {where}"
+        )
+
+
+def _check_local_file(path: Path, where: str) -> None:
     if not path.exists():
         raise DataError(f"{path}: transactions not found {where}; run `churnguard ingest` first")
     import pyarrow as pa
@@ -200,11 +217,6 @@ def _check_input(engine: Engine, path: Path) -> None:
             f"{path}: missing column(s) {missing}; point {where} at the canonical "
             "transactions written by `churnguard ingest`"
         )
-    n = int(engine.run_program(_PURCHASE_LINES_SQL, path)["n"].iloc[0])
-    if n == 0:
-        raise DataError(
-            f"{path}: no purchase lines (amount >= 0) to compute retention from; check {where}"
-        )
 
 
 def run_crr(
@@ -219,7 +231,8 @@ def run_crr(
 ) -> pd.DataFrame:
     """Compute the CRR table from the transactions Parquet; write it as CSV when ``output``."""
     _validate_args(period, params.active_within_days)
-    path = Path(transactions_path)
+    # a URI stays a string (Path would fold "s3://" into "s3:/")
+    path = str(transactions_path) if _is_uri(transactions_path) else Path(transactions_path)
     runner = get_engine(engine)
     _check_input(runner, path)
     frame = crr_table(runner, path, period, params.active_within_days, start, end)

@@ -59,8 +59,10 @@ class Engine(Protocol):
         sql: str,
         transactions: str | Path | pd.DataFrame,
         params: Mapping[str, Any] | None = None,
+        name: str | None = None,
     ) -> pd.DataFrame:
-        """Run one SQL program over the view ``transactions`` with ``$name`` parameters bound."""
+        """Run one SQL program over the view ``transactions`` with ``$name`` parameters bound;
+        ``name`` (e.g. ``sql/crr.sql``) labels the program in errors."""
         ...
 
     def build_features(self, params: FeaturesParams) -> dict[str, Any]:

@@ -285,6 +285,7 @@ class DuckDBEngine:
         sql: str,
         transactions: str | Path | pd.DataFrame,
         params: dict[str, Any] | None = None,
+        name: str | None = None,  # only other engines' errors need it
     ) -> pd.DataFrame:
         con = connect(self.params)
         try:

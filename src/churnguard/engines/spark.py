@@ -11,6 +11,15 @@ Features
     the same two views as on DuckDB: ``transactions`` (canonical Parquet, hash-partitioned
     by customer) and ``cutoffs`` (a one-row-per-snapshot table, broadcast to every task).
 
+Programs and the date range
+    ``run_program`` (the CRR report ``sql/crr.sql`` and the one-line input checks) transpiles
+    the DuckDB-dialect program the same way (:func:`program_sql`: the rewrites below except
+    the exact sums, plus ``to_months`` and DOUBLE division); ``$name`` parameters become
+    Spark's ``:name`` markers bound by ``spark.sql(…, args=…)``, never formatted in. The
+    result comes back as DuckDB's ``.df()`` gives it. A program that cannot be transpiled
+    or analysed is a :class:`ConfigError` naming it; nothing falls back to DuckDB.
+    ``data_range`` aggregates the Parquet (path or URI) or frame on Spark.
+
 Scoring
     The current snapshot is built on Spark; P(churn) comes from the MLflow pyfunc model
     through ``mlflow.pyfunc.spark_udf`` (the registered champion, or a ``models/`` folder
@@ -75,7 +84,8 @@ import shutil
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -221,6 +231,42 @@ def _exact_sums(tree: exp.Expression) -> None:
 TRANSFORMS = (_datediff_days, _arg_max_skips_nulls, _round_like_duckdb, _exact_sums)
 
 
+def _to_months(tree: exp.Expression) -> None:
+    """DuckDB ``to_months(n)`` (an INTERVAL of n months) → Spark ``MAKE_YM_INTERVAL(0, n)``."""
+    for node in list(tree.find_all(exp.Anonymous)):
+        if str(node.this).upper() == "TO_MONTHS":
+            if len(node.expressions) != 1:
+                raise ValueError("to_months takes one argument")
+            months = exp.cast(node.expressions[0].copy(), exp.DataType.build("int"))
+            node.replace(
+                exp.Anonymous(this="MAKE_YM_INTERVAL", expressions=[exp.Literal.number(0), months])
+            )
+
+
+def _divide_as_double(tree: exp.Expression) -> None:
+    """``a / b`` → ``CAST(a AS DOUBLE) / CAST(b AS DOUBLE)``.
+
+    DuckDB's ``/`` is DOUBLE division for integers and DECIMALs alike (``100.0 * k / n``
+    is the IEEE quotient of the two values); Spark divides DECIMALs as DECIMAL (rounded to
+    a scale, another type). Casting both sides gives DuckDB's value and type.
+    """
+    double = exp.DataType.build("double")
+    for node in list(tree.find_all(exp.Div)):
+        node.set("this", exp.cast(node.this.copy(), double))
+        node.set("expression", exp.cast(node.expression.copy(), double))
+
+
+# Programs (``run_program``: crr.sql and the one-line checks). Their sums are not rewritten
+# (_exact_sums assumes money with at most 4 decimals, which only the feature SQL promises).
+PROGRAM_TRANSFORMS = (
+    _to_months,
+    _divide_as_double,
+    _datediff_days,
+    _arg_max_skips_nulls,
+    _round_like_duckdb,
+)
+
+
 def spark_sql(sql: str | None = None) -> str:
     """The feature SQL for Spark: ``sqlglot.transpile(…, read="duckdb", write="spark")``
     plus the documented rewrites in :data:`TRANSFORMS`."""
@@ -236,6 +282,32 @@ def _spark_sql(sql: str) -> str:
     for transform in TRANSFORMS:
         transform(tree)
     return tree.sql(dialect="spark", pretty=True)
+
+
+@functools.lru_cache(maxsize=16)
+def program_sql(sql: str) -> tuple[str, tuple[str, ...]]:
+    """A DuckDB-dialect program for Spark → (Spark SQL, its parameter names).
+
+    ``$name`` parameters become Spark's named markers ``:name``, bound by ``spark.sql(…,
+    args=…)``: values are never formatted into the text. Raises ``ValueError`` (or a
+    ``sqlglot`` error) when the program cannot be mapped.
+    """
+    trees = sqlglot.parse(sql, read="duckdb")
+    if len(trees) != 1 or trees[0] is None:
+        raise ValueError("a program must be exactly one statement")
+    tree = trees[0]
+    names: list[str] = []
+    for node in tree.find_all(exp.Placeholder, exp.Parameter):
+        name = node.name
+        if not name.isidentifier():
+            raise ValueError("only named $name parameters are mapped (not ? or $1)")
+        if isinstance(node, exp.Parameter):
+            node.replace(exp.Placeholder(this=name))
+        if name not in names:
+            names.append(name)
+    for transform in PROGRAM_TRANSFORMS:
+        transform(tree)
+    return tree.sql(dialect="spark", pretty=True), tuple(names)
 
 
 # --------------------------------------------------------------------------- session
@@ -440,6 +512,71 @@ def feature_frame(
             f"feature SQL on Spark returned {frame.columns}, expected {list(COLUMN_NAMES)}"
         )
     return frame
+
+
+def program_input(spark: SparkSession, transactions: str | Path | pd.DataFrame) -> DataFrame:
+    """The ``transactions`` a program reads, as is: a Parquet path or URI, or a pandas frame
+    (through Arrow, so naive timestamps stay TIMESTAMP_NTZ)."""
+    if isinstance(transactions, pd.DataFrame):
+        table = pa.Table.from_pandas(transactions, preserve_index=False)
+        return spark.createDataFrame(table.replace_schema_metadata(None))
+    src = str(transactions)
+    if not _is_uri(src) and not Path(src).exists():
+        raise DataError(f"{src}: transactions not found (run `churnguard ingest`)")
+    return spark.read.parquet(src)
+
+
+def _spark_arg(name: str, value: Any) -> Any:
+    """A parameter value Spark binds as a typed literal (``pyspark.sql.functions.lit``)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, pd.Timestamp):
+        value = value.to_pydatetime()
+    if value is None or isinstance(value, (bool, int, float, str, dt.date, Decimal)):
+        return value
+    raise ConfigError(f"parameter ${name}: {type(value).__name__} values cannot be bound on Spark")
+
+
+def _program_label(sql: str) -> str:
+    first = next((line.strip() for line in sql.splitlines() if line.strip()), "")
+    return first if len(first) <= 80 else first[:77] + "..."
+
+
+def run_program(
+    spark: SparkSession,
+    sql: str,
+    transactions: str | Path | pd.DataFrame,
+    params: Mapping[str, Any] | None = None,
+    name: str | None = None,
+) -> pd.DataFrame:
+    """One DuckDB-dialect program on Spark (:func:`program_sql`) over the view
+    ``transactions`` → pandas as DuckDB's ``.df()`` gives it. A program that cannot be
+    transpiled, or that Spark cannot analyse, is a :class:`ConfigError` naming it."""
+    from pyspark.errors import AnalysisException, ParseException
+
+    label = name or _program_label(sql)
+    try:
+        text, names = program_sql(sql)
+    except (sqlglot.errors.SqlglotError, ValueError) as exc:
+        raise ConfigError(f"{label}: cannot be transpiled for the Spark engine: {exc}") from None
+    given = dict(params or {})
+    missing = [n for n in names if n not in given]
+    if missing:
+        raise ConfigError(
+            f"{label}: no value for parameter(s) {', '.join('$' + n for n in missing)}"
+        )
+    args = {n: _spark_arg(n, given[n]) for n in names}
+    program_input(spark, transactions).createOrReplaceTempView("transactions")
+    try:
+        table = spark.sql(text, args=args or None).toArrow()
+    except (AnalysisException, ParseException) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(
+            f"{label}: the transpiled program does not run on Spark: {first}"
+        ) from None
+    finally:
+        spark.catalog.dropTempView("transactions")
+    return _to_duckdb_pandas(table)
 
 
 def data_range(transactions: DataFrame) -> tuple[dt.date, dt.date, int]:
@@ -766,10 +903,12 @@ def write_scores_parquet(folder: Path, present: pd.DataFrame) -> list[str]:
 class SparkEngine:
     """Apache Spark behind the :class:`churnguard.engines.Engine` interface.
 
-    Features and the scoring snapshot with P(churn) run on Spark. Other SQL programs
-    (``run_program``: the CRR report) are not transpiled yet: they run on embedded DuckDB
-    over the same canonical Parquet, which must then be a local path (a URI is refused
-    with a clear error).
+    Features, the scoring snapshot with P(churn), the date range and the SQL programs
+    (``run_program``: the CRR report and the input checks) run on Spark. A program is
+    transpiled from DuckDB's dialect like the feature SQL (:func:`program_sql`), its
+    ``$name`` parameters bound by Spark; one that cannot be is a :class:`ConfigError`
+    naming it (there is no fallback to DuckDB). Transactions may be a local path, a URI
+    (``s3://…``, ``hdfs://…``) or a pandas frame.
     """
 
     name = "spark"
@@ -777,24 +916,19 @@ class SparkEngine:
     def __init__(self, params: EngineParams) -> None:
         self.params = params
 
-    def data_range(self, transactions: str | Path) -> tuple[dt.date, dt.date, int]:
-        with session(self.params) as s, cached_transactions(s, transactions) as tx:
-            return data_range(tx)
+    def data_range(self, transactions: str | Path | pd.DataFrame) -> tuple[dt.date, dt.date, int]:
+        with session(self.params) as s:
+            return data_range(program_input(s, transactions))
 
     def run_program(
         self,
         sql: str,
         transactions: str | Path | pd.DataFrame,
-        params: dict[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        name: str | None = None,
     ) -> pd.DataFrame:
-        from churnguard.engines.duckdb import DuckDBEngine
-
-        if not isinstance(transactions, pd.DataFrame) and _is_uri(transactions):
-            raise ConfigError(
-                f"{transactions}: this report runs on embedded DuckDB and needs a local "
-                "Parquet path (the Spark engine transpiles only the feature SQL so far)"
-            )
-        return DuckDBEngine(self.params).run_program(sql, transactions, params)
+        with session(self.params) as s:
+            return run_program(s, sql, transactions, params, name)
 
     def build_features(self, params: FeaturesParams) -> dict[str, Any]:
         return run_features(params, self.params)
