@@ -470,8 +470,11 @@ def report_crr(
     params: ParamsOpt = Path("params.yaml"),
     period: Annotated[str, typer.Option(help="month | quarter | year")] = "month",
     transactions: Annotated[
-        Path | None,
-        typer.Option(help="Canonical transactions Parquet; default score.transactions."),
+        str | None,
+        typer.Option(
+            help="Canonical transactions Parquet (a path, or a URI such as s3://… on the Spark "
+            "engine); default score.transactions."
+        ),
     ] = None,
     output: Annotated[Path | None, typer.Option(help="Also write the table as CSV here.")] = None,
     quiet: QuietOpt = False,
@@ -484,7 +487,7 @@ def report_crr(
     p = _load(params, quiet, ("report",))
     if period not in ("month", "quarter", "year"):
         _fail(ConfigError(f"--period must be month, quarter or year, not {period!r}"))
-    tx = transactions or Path(p.score.transactions)
+    tx = transactions or str(p.score.transactions)  # run_crr keeps a URI a URI
     table = _run(crr.run_crr, tx, period, p.report, p.engine, output)  # type: ignore[arg-type]
     out = Table(
         title=f"Customer retention rate per {period}", caption=table.attrs.get("definition", "")

@@ -179,3 +179,30 @@ def test_missing_transactions_is_a_data_error(engines, tmp_path):
         on_spark.run_program(C._PURCHASE_LINES_SQL, tmp_path / "none.parquet")
     with pytest.raises(DataError, match="not found"):
         on_spark.data_range(tmp_path / "none.parquet")
+
+
+def test_the_report_crr_command_takes_a_uri_on_spark(engines, params, hand_parquet, tmp_path):
+    import yaml
+    from typer.testing import CliRunner
+
+    from churnguard.cli import app
+
+    cfg = tmp_path / "params.yaml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "report": {"active_within_days": 30},
+                "engine": {"name": "spark", "temp_directory": params.temp_directory},
+            }
+        ),
+        encoding="utf-8",
+    )
+    out = tmp_path / "crr.csv"
+    uri = hand_parquet.resolve().as_uri()
+    result = CliRunner().invoke(
+        app, ["report", "crr", "-p", str(cfg), "--transactions", uri, "--output", str(out), "-q"]
+    )
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(out)
+    assert list(frame["period"]) == list(HAND_EXPECTED)
+    assert list(frame["crr_pct"]) == [e[6] for e in HAND_EXPECTED.values()]
