@@ -27,6 +27,8 @@ import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import gammaln
 
+from churnguard.btyd import btyd_summary
+
 WEEK = 7.0
 NAMES = ("btyd_p_alive", "btyd_rate_30d", "btyd_no_purchase_90d")
 PARAMS = ("r", "alpha", "a", "b")
@@ -35,11 +37,11 @@ LOG_BOUNDS = [(-9.0, 9.0)] * 4
 
 
 def summary(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(x repeat purchase days, t_x, T) in weeks from snapshot columns."""
-    x = (frame["purchase_days"].to_numpy(dtype=float) - 1.0).clip(min=0.0)
-    tenure = frame["tenure_days"].to_numpy(dtype=float)
-    t_x = (tenure - frame["recency_days"].to_numpy(dtype=float)) / WEEK
-    return x, t_x.clip(min=0.0), tenure / WEEK
+    """(x repeat purchase days, t_x, T) in weeks from snapshot columns (the baselines'
+    :func:`churnguard.btyd.btyd_summary`, with x and t_x floored at 0)."""
+    s = btyd_summary(frame, WEEK)
+    x = s["frequency"].to_numpy(dtype=float).clip(min=0.0)
+    return x, s["recency"].to_numpy(dtype=float).clip(min=0.0), s["T"].to_numpy(dtype=float)
 
 
 def neg_log_likelihood(

@@ -162,8 +162,10 @@ def gate_and_register(p: TrainParams, ev: EvaluateParams, metrics: dict[str, Any
     decision = replaces_champion(primary, candidate, champion, champ_version or "?")
     if champion is None and champ_version is not None:  # a champion that cannot be compared
         decision = GateDecision(False, [])
-    # the note on the champion and the decision can say the same thing ("no current champion")
-    reasons = list(dict.fromkeys([*choice.get("reasons", []), champ_note, *decision.reasons]))
+    # the note on the champion and the decision can say the same thing ("no current champion");
+    # gate.json keeps these, the run's tags and the returned decision add what happened next
+    gate_reasons = list(dict.fromkeys([*choice.get("reasons", []), champ_note, *decision.reasons]))
+    reasons = list(gate_reasons)
     promote = decision.promote
     experiment = os.environ.get(DVC_EXP_ENV)
     if experiment and promote:
@@ -232,9 +234,7 @@ def gate_and_register(p: TrainParams, ev: EvaluateParams, metrics: dict[str, Any
             "use": (
                 f"models:/{p.registered_model_name}/{champ_version}" if use_champion else chosen
             ),
-            "reasons": list(
-                dict.fromkeys([*choice.get("reasons", []), champ_note, *decision.reasons])
-            ),
+            "reasons": gate_reasons,
         },
     )
     if version is not None:

@@ -966,13 +966,10 @@ def _score_locked(
         if ledger is not None and record:  # this run's list waits for its window too
             entries = len(ledger_mod.new_entries(scored, as_of, sp, holdover))
             if entries:
+                this_list = pd.DataFrame({"list_date": [as_of], "entries": [entries]})
                 uplift["pending"] = [
                     *uplift["pending"],
-                    {
-                        "list_date": as_of.isoformat(),
-                        "ready_on": (as_of + dt.timedelta(days=fp.horizon_days)).isoformat(),
-                        "entries": entries,
-                    },
+                    *feedback.pending_lists(this_list, fp.horizon_days),
                 ]
         summary = build_summary(
             scored,

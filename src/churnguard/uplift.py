@@ -398,9 +398,10 @@ def _table(rows: pd.DataFrame, per_list: bool) -> str:
 
 
 def render_section(table: pd.DataFrame, meta: dict[str, Any]) -> str:
-    """The measured save rates as one ``<section>`` (recommendations, the table per action,
-    per list date, lists still waiting), to embed in another page with :data:`CSS`; every
-    text escaped. ``meta`` as in :func:`render_html`."""
+    """The body of uplift.html: recommendations, the table per action (with outcome
+    records), per list date, lists still waiting; every text escaped. ``meta`` as in
+    :func:`render_html`. (report.html shows the same table through the template
+    ``_uplift.html.j2``, without outcome records.)"""
     pooled = table[table["scope"] == "pooled"]
     per_list = table[table["scope"] == "list"]
     advice = "".join(f'<p class="warn">{_e(t)}</p>' for t in meta.get("recommendations") or [])
