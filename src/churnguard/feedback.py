@@ -290,41 +290,39 @@ def measured_entries(
     ``as_of``: as known on that date — only the lists dated before it and the transactions on
     or before it, measured to ``as_of`` when the data reaches it (what the report of that
     date's list shows, point in time)."""
-    from churnguard.db import connect, sql_string
+    from churnguard.engines import get_engine
 
     days = [d for d in store.list_dates(ledger) if as_of is None or d < as_of]
     if not days:
         raise DataError(f"{ledger}: the ledger holds no list dated before {as_of}")
-    files = [str(store.list_file(ledger, d)) for d in days]
-    con = connect(engine)
-    try:
-        con.read_parquet(files).create_view("lists")
-        source = str(tx / "**" / "*.parquet") if tx.is_dir() else str(tx)  # Spark: parts
-        lines = con.read_parquet(source)
-        if as_of is not None:
-            lines = lines.filter(f"cast(ts as date) <= date '{as_of.isoformat()}'")
-        lines.create_view("transactions")
-        last = con.execute("select max(cast(ts as date)) from transactions").fetchone()
-        if last is None or last[0] is None:
-            raise DataError(f"{tx}: no transactions to measure churn with")
-        last_day: dt.date = last[0]
-        if as_of is not None:  # data past as-of: every day up to it is known, quiet or not
-            end = con.execute(
-                f"select max(cast(ts as date)) from read_parquet({sql_string(source)})"
-            ).fetchone()
-            last_day = min(as_of, max(last_day, end[0] if end else last_day))
-        measured = con.execute(uplift_sql(), {"horizon": horizon_days, "last_day": last_day}).df()
-        waiting = con.execute(
-            "select list_date, count(*) as entries from lists "
-            "where list_date = episode_start and list_date + $horizon > $last_day "
-            "group by list_date order by list_date",
-            {"horizon": horizon_days, "last_day": last_day},
-        ).df()
-    finally:
-        con.close()
+    runner = get_engine(engine)
+    first_day, end_day, _ = runner.data_range(tx)
+    if as_of is not None and first_day > as_of:
+        raise DataError(f"{tx}: no transactions on or before {as_of} to measure churn with")
+    # data past as-of: every day up to it is known, quiet or not; purchases after the last
+    # day never count (an entry's window ends by it), so the program needs no as-of filter
+    last_day = end_day if as_of is None else min(as_of, end_day)
+    lists = store.read_lists_table(ledger, days)
+    measured = runner.run_program(
+        uplift_sql(),
+        tx,
+        {"horizon": horizon_days, "last_day": last_day},
+        name=UPLIFT_SQL,
+        views={"lists": lists},
+    )
+    waiting = waiting_lists(lists.to_pandas(), horizon_days, last_day)
     measured["list_date"] = pd.to_datetime(measured["list_date"]).dt.date
     measured["episode_start"] = pd.to_datetime(measured["episode_start"]).dt.date
     return measured, waiting, last_day
+
+
+def waiting_lists(lists: pd.DataFrame, horizon_days: int, last_day: dt.date) -> pd.DataFrame:
+    """Entries per list date whose label window has not passed by ``last_day``."""
+    dates = pd.to_datetime(lists["list_date"]).dt.date
+    entry = dates == pd.to_datetime(lists["episode_start"]).dt.date
+    open_ = entry & (dates + dt.timedelta(days=horizon_days) > last_day)
+    counts = dates[open_].value_counts().sort_index()
+    return pd.DataFrame({"list_date": counts.index.tolist(), "entries": counts.to_numpy(int)})
 
 
 def pending_lists(waiting: pd.DataFrame, horizon_days: int) -> list[dict[str, Any]]:

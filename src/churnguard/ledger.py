@@ -116,13 +116,19 @@ def write_table(path: Path, frame: pd.DataFrame, schema: pa.Schema, meta: dict[s
         pq.write_table(table, str(tmp), compression="zstd")
 
 
-def read_lists(ledger: Path, days: Sequence[dt.date] | None = None) -> pd.DataFrame:
-    """Recorded list rows (all dates, or ``days``), as :data:`LIST_SCHEMA`."""
+def read_lists_table(ledger: Path, days: Sequence[dt.date] | None = None) -> pa.Table:
+    """Recorded list rows (all dates, or ``days``) as an Arrow table of :data:`LIST_SCHEMA`
+    (what an engine registers as the view ``lists``)."""
     chosen = list_dates(ledger) if days is None else [d for d in days]
     files = [str(list_file(ledger, d)) for d in chosen if list_file(ledger, d).is_file()]
     if not files:
-        return LIST_SCHEMA.empty_table().to_pandas()
-    return pads.dataset(files, schema=LIST_SCHEMA).to_table().to_pandas()
+        return LIST_SCHEMA.empty_table()
+    return pads.dataset(files, schema=LIST_SCHEMA).to_table()
+
+
+def read_lists(ledger: Path, days: Sequence[dt.date] | None = None) -> pd.DataFrame:
+    """Recorded list rows (all dates, or ``days``), as :data:`LIST_SCHEMA`."""
+    return read_lists_table(ledger, days).to_pandas()
 
 
 # --------------------------------------------------------------------------- score side

@@ -1,7 +1,7 @@
 """SQL programs and the date range on the Spark engine (local mode) against DuckDB.
 
 ``SparkEngine.run_program`` transpiles a DuckDB-dialect program (``sql/crr.sql``, the
-one-line input checks) with sqlglot and binds its ``$name`` parameters through Spark's
+one-line input checks, ``sql/uplift.sql`` over the ledger's lists) with sqlglot and binds its ``$name`` parameters through Spark's
 ``spark.sql(…, args=…)``: the CRR table of test_crr.py and the raw program output
 (columns, dtypes, values) are identical on both engines. One SparkSession for the module.
 """
@@ -12,11 +12,12 @@ import datetime as dt
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 from test_crr import HAND_EXPECTED, HAND_ROWS, long_history, transactions
 
 from churnguard import crr as C
-from churnguard import score
+from churnguard import feedback, ledger, score
 from churnguard.config import EngineParams, ReportParams
 from churnguard.engines import spark as S  # pyspark is locked: a missing one fails, not skips
 from churnguard.engines.duckdb import DuckDBEngine
@@ -206,3 +207,66 @@ def test_the_report_crr_command_takes_a_uri_on_spark(engines, params, hand_parqu
     frame = pd.read_csv(out)
     assert list(frame["period"]) == list(HAND_EXPECTED)
     assert list(frame["crr_pct"]) == [e[6] for e in HAND_EXPECTED.values()]
+
+
+def _ledger_lists(rows: list[tuple[str, str, str, str, str]]) -> pa.Table:
+    """The ledger's ``lists`` view from (list_date, customer, action, arm, episode_start)."""
+    frame = pd.DataFrame(
+        [
+            {
+                "list_date": D.fromisoformat(day),
+                "customer_id": who,
+                "account_manager": "Ann",
+                "action": action,
+                "owner": "account_manager",
+                "arm": arm,
+                "episode_start": D.fromisoformat(start),
+                "save_rate": 0.2,
+                "p_churn": 0.5,
+                "risk_band": "high",
+                "lapsed": False,
+            }
+            for day, who, action, arm, start in rows
+        ]
+    )
+    return pa.Table.from_pandas(frame, schema=ledger.LIST_SCHEMA, preserve_index=False)
+
+
+LISTS = [
+    ("2024-01-01", "A", "call", "treated", "2024-01-01"),  # buys 01-20: saved
+    ("2024-01-01", "B", "email", "control", "2024-01-01"),  # nothing until 03-05: churned
+    ("2024-01-01", "C", "call", "treated", "2024-01-01"),  # buys 01-15
+    ("2024-01-08", "A", "call", "treated", "2024-01-01"),  # same episode: not an entry
+    ("2024-02-20", "D", "call", "treated", "2024-02-20"),  # bought that day only: churned
+    ("2024-02-20", "E", "call", "control", "2024-02-20"),  # buys 03-10
+    ("2024-03-11", "E", "call", "treated", "2024-03-11"),  # only a return after: churned
+    ("2024-03-15", "D", "call", "treated", "2024-03-15"),  # buys 03-31
+    ("2024-04-01", "A", "call", "treated", "2024-04-01"),  # window open on 04-15: waiting
+]
+UPLIFT_EXPECTED = [  # (action, list date, customer) → churned, in the program's order
+    ("call", "2024-01-01", "A", False),
+    ("call", "2024-01-01", "C", False),
+    ("call", "2024-02-20", "D", True),
+    ("call", "2024-02-20", "E", False),
+    ("call", "2024-03-11", "E", True),
+    ("call", "2024-03-15", "D", False),
+    ("email", "2024-01-01", "B", True),
+]
+
+
+def test_uplift_program_measures_churn_per_entry_on_both_engines(engines, hand_parquet):
+    """sql/uplift.sql over the ledger's lists and hand-built transactions (30-day window,
+    data to 2024-04-15): entries only, windows that have passed, returns are no purchase."""
+    on_spark, on_duckdb = engines
+    lists = _ledger_lists(LISTS)
+    args = {"horizon": 30, "last_day": D(2024, 4, 15)}
+    kw = {"name": feedback.UPLIFT_SQL, "views": {"lists": lists}}
+    want = on_duckdb.run_program(feedback.uplift_sql(), hand_parquet, args, **kw)
+    got = on_spark.run_program(feedback.uplift_sql(), hand_parquet, args, **kw)
+    pd.testing.assert_frame_equal(got, want)
+    assert [
+        (r.action, str(pd.Timestamp(r.list_date).date()), r.customer_id, bool(r.churned))
+        for r in want.itertuples()
+    ] == [(a, d, c, churned) for a, d, c, churned in UPLIFT_EXPECTED]
+    waiting = feedback.waiting_lists(lists.to_pandas(), 30, D(2024, 4, 15))
+    assert waiting.to_dict("records") == [{"list_date": D(2024, 4, 1), "entries": 1}]

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
+    import pyarrow as pa
 
     from churnguard.config import EngineParams, FeaturesParams
     from churnguard.modeling import LoadedModel
@@ -60,9 +61,11 @@ class Engine(Protocol):
         transactions: str | Path | pd.DataFrame,
         params: Mapping[str, Any] | None = None,
         name: str | None = None,
+        views: Mapping[str, pa.Table] | None = None,
     ) -> pd.DataFrame:
         """Run one SQL program over the view ``transactions`` with ``$name`` parameters bound;
-        ``name`` (e.g. ``sql/crr.sql``) labels the program in errors."""
+        ``name`` (e.g. ``sql/crr.sql``) labels the program in errors; ``views``: further
+        in-memory tables the program reads, by view name (e.g. the ledger's ``lists``)."""
         ...
 
     def build_features(self, params: FeaturesParams) -> dict[str, Any]:

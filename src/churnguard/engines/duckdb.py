@@ -7,12 +7,13 @@ import datetime as dt
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from churnguard.btyd_features import NAMES as BTYD_NAMES
 from churnguard.btyd_features import add_btyd_features
@@ -80,7 +81,7 @@ def data_range(
 ) -> tuple[dt.date, dt.date, int]:
     row = con.execute(
         f"select min(cast(ts as date)), max(cast(ts as date)), count(*) "
-        f"from read_parquet({sql_string(str(transactions))})"
+        f"from read_parquet({sql_string(parquet_source(transactions))})"
     ).fetchone()
     if row is None or row[2] == 0 or row[0] is None:
         raise DataError(f"{transactions}: no transactions (run `churnguard ingest` first)")
@@ -252,15 +253,23 @@ def write_chain(frame: pd.DataFrame, target: Path) -> None:
         pq.write_table(table.replace_schema_metadata(None), tmp, compression="zstd")
 
 
+def parquet_source(transactions: str | Path) -> str:
+    """What ``read_parquet`` reads for a transactions path: the file, or every part under a
+    folder (the Spark engine writes parts)."""
+    path = Path(transactions)
+    return str(path / "**" / "*.parquet") if path.is_dir() else str(transactions)
+
+
 def _register_source(
     con: duckdb.DuckDBPyConnection, transactions: str | Path | pd.DataFrame
 ) -> None:
-    """The ``transactions`` view a program reads: a Parquet file or an in-memory frame."""
+    """The ``transactions`` view a program reads: a Parquet file or folder, or a frame."""
     if isinstance(transactions, pd.DataFrame):
         con.register("transactions", transactions)
     else:
+        source = sql_string(parquet_source(transactions))
         con.execute(
-            f"create or replace temp view transactions as select * from read_parquet({sql_string(str(transactions))})"
+            f"create or replace temp view transactions as select * from read_parquet({source})"
         )
 
 
@@ -286,10 +295,13 @@ class DuckDBEngine:
         transactions: str | Path | pd.DataFrame,
         params: dict[str, Any] | None = None,
         name: str | None = None,  # only other engines' errors need it
+        views: Mapping[str, pa.Table] | None = None,
     ) -> pd.DataFrame:
         con = connect(self.params)
         try:
             _register_source(con, transactions)
+            for view, table in (views or {}).items():
+                con.register(view, table)
             return con.execute(sql, dict(params or {})).df()
         finally:
             con.close()

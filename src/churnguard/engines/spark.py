@@ -514,9 +514,13 @@ def feature_frame(
     return frame
 
 
-def program_input(spark: SparkSession, transactions: str | Path | pd.DataFrame) -> DataFrame:
-    """The ``transactions`` a program reads, as is: a Parquet path or URI, or a pandas frame
-    (through Arrow, so naive timestamps stay TIMESTAMP_NTZ)."""
+def program_input(
+    spark: SparkSession, transactions: str | Path | pd.DataFrame | pa.Table
+) -> DataFrame:
+    """The ``transactions`` a program reads, as is: a Parquet path or URI, an Arrow table or a
+    pandas frame (through Arrow, so naive timestamps stay TIMESTAMP_NTZ)."""
+    if isinstance(transactions, pa.Table):
+        return spark.createDataFrame(transactions.replace_schema_metadata(None))
     if isinstance(transactions, pd.DataFrame):
         table = pa.Table.from_pandas(transactions, preserve_index=False)
         return spark.createDataFrame(table.replace_schema_metadata(None))
@@ -548,10 +552,12 @@ def run_program(
     transactions: str | Path | pd.DataFrame,
     params: Mapping[str, Any] | None = None,
     name: str | None = None,
+    views: Mapping[str, pa.Table] | None = None,
 ) -> pd.DataFrame:
     """One DuckDB-dialect program on Spark (:func:`program_sql`) over the view
-    ``transactions`` → pandas as DuckDB's ``.df()`` gives it. A program that cannot be
-    transpiled, or that Spark cannot analyse, is a :class:`ConfigError` naming it."""
+    ``transactions`` (and ``views``: further Arrow tables by view name) → pandas as DuckDB's
+    ``.df()`` gives it. A program that cannot be transpiled, or that Spark cannot analyse,
+    is a :class:`ConfigError` naming it."""
     from pyspark.errors import AnalysisException, ParseException
 
     label = name or _program_label(sql)
@@ -567,6 +573,9 @@ def run_program(
         )
     args = {n: _spark_arg(n, given[n]) for n in names}
     program_input(spark, transactions).createOrReplaceTempView("transactions")
+    extra = dict(views or {})
+    for view, table in extra.items():
+        program_input(spark, table).createOrReplaceTempView(view)
     try:
         table = spark.sql(text, args=args or None).toArrow()
     except (AnalysisException, ParseException) as exc:
@@ -575,7 +584,8 @@ def run_program(
             f"{label}: the transpiled program does not run on Spark: {first}"
         ) from None
     finally:
-        spark.catalog.dropTempView("transactions")
+        for view in ["transactions", *extra]:
+            spark.catalog.dropTempView(view)
     return _to_duckdb_pandas(table)
 
 
@@ -926,9 +936,10 @@ class SparkEngine:
         transactions: str | Path | pd.DataFrame,
         params: Mapping[str, Any] | None = None,
         name: str | None = None,
+        views: Mapping[str, pa.Table] | None = None,
     ) -> pd.DataFrame:
         with session(self.params) as s:
-            return run_program(s, sql, transactions, params, name)
+            return run_program(s, sql, transactions, params, name, views)
 
     def build_features(self, params: FeaturesParams) -> dict[str, Any]:
         return run_features(params, self.params)
