@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from churnguard import ingest
+from churnguard import ingest, ingest_rules
 from churnguard.cli import app
 from churnguard.config import EngineParams, IngestParams, SourceParams
 from churnguard.errors import ChurnguardError, ConfigError, DataError
@@ -262,61 +262,64 @@ def test_every_declared_rule_fires_and_is_reported(tmp_path: Path, engine) -> No
     params = ingest_params(src, tmp_path / "out", as_of=dt.date(2024, 6, 30), exclude=exclude)
     report = run_ingest(params, engine)
     seen = {q["reason"].partition(":")[0] for q in outputs(tmp_path / "out")[1]}
-    assert list(report["reasons"]) == ingest.report_reasons(params)
-    assert [r.partition(":")[0] for r in report["reasons"]] == list(ingest.REASONS)
+    assert list(report["reasons"]) == ingest_rules.report_reasons(params)
+    assert [r.partition(":")[0] for r in report["reasons"]] == list(ingest_rules.REASONS)
     assert report["reader"] == "record by record"
-    assert seen == set(ingest.REASONS)
+    assert seen == set(ingest_rules.REASONS)
     assert_reconciles(tmp_path / "out", 13)
 
 
 def test_rules_are_declared_once_in_the_validation_sql() -> None:
-    sql = ingest._sql(ingest.INGEST_VALIDATE_SQL)
-    code = Path(ingest.__file__).read_text(encoding="utf-8")
-    assert len(ingest.REASONS) == 12
-    assert [r.reason for r in ingest.RULES if r.per_item] == [ingest.EXCLUDED]
-    for rule in ingest.RULES:
+    sql = ingest_rules.sql_text(ingest_rules.INGEST_VALIDATE_SQL)
+    code = "".join(Path(m.__file__).read_text(encoding="utf-8") for m in (ingest, ingest_rules))
+    assert len(ingest_rules.REASONS) == 12
+    assert [r.reason for r in ingest_rules.RULES if r.per_item] == [ingest_rules.EXCLUDED]
+    for rule in ingest_rules.RULES:
         declared = f"reason := '{rule.reason}{':' if rule.per_item else ''}'"
         assert sql.count(declared) == 1
         assert rule.doc and "Fix:" not in rule.doc
         assert not re.search(rf"\b{rule.reason}\b", code), (
-            f"{rule.reason} is listed in ingest.py too"
+            f"{rule.reason} is listed in the Python code too"
         )
-        assert f"`{rule.reason}" in ingest.describe_rules()
-    assert {r.reason for r in ingest.RULES if r.fix} >= {"exact_duplicate", "wrong_field_count"}
+        assert f"`{rule.reason}" in ingest_rules.describe_rules()
+    assert {r.reason for r in ingest_rules.RULES if r.fix} >= {
+        "exact_duplicate",
+        "wrong_field_count",
+    }
     assert "ingest.drop_exact_duplicates" in next(
-        r.fix for r in ingest.RULES if r.reason == "exact_duplicate"
+        r.fix for r in ingest_rules.RULES if r.reason == "exact_duplicate"
     )
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    assert all(f"`{r}" in readme for r in ingest.REASONS), "README.md's reason list is stale"
+    assert all(f"`{r}" in readme for r in ingest_rules.REASONS), "README.md's reason list is stale"
 
 
 def test_a_rule_without_its_doc_comment_is_refused() -> None:
-    sql = ingest._sql(ingest.INGEST_VALIDATE_SQL)
-    assert ingest.declared_rules(sql) == ingest.RULES
+    sql = ingest_rules.sql_text(ingest_rules.INGEST_VALIDATE_SQL)
+    assert ingest_rules.declared_rules(sql) == ingest_rules.RULES
     broken = sql.replace("-- rule missing_customer_id:", "-- missing_customer_id:")
     with pytest.raises(ChurnguardError, match="missing_customer_id"):
-        ingest.declared_rules(broken)
+        ingest_rules.declared_rules(broken)
 
 
 def test_sql_programs_are_plain_sql_with_bound_parameters() -> None:
     """No Python formatting in the .sql files; every $parameter they use has a value."""
     programs = [
-        v for k, v in vars(ingest).items() if k.startswith("INGEST_") and k.endswith("_SQL")
+        v for k, v in vars(ingest_rules).items() if k.startswith("INGEST_") and k.endswith("_SQL")
     ]
     assert len(programs) == 5
-    raw = ingest._Raw(
+    raw = ingest_rules.RawLines(
         path=Path("x.csv"), fmt="csv", mapped={"customer_id": "c", "ts": "t", "amount": "a"}
     )
-    values = ingest._parameters(IngestParams(), raw, Path("out"))
+    values = ingest_rules.sql_values(IngestParams(), raw, Path("out"), dt.date(2024, 6, 30))
     used: set[str] = set()
     for program in programs:
-        sql = ingest._sql(program)
+        sql = ingest_rules.sql_text(program)
         code = re.sub(r"\\x\{[0-9A-F]+\}", "", sql)  # RE2's \x{202E} escapes are no format fields
         assert "{" not in code and "}" not in code, program
         assert not re.search(r"%\(\w+\)s", sql), program
-        used |= ingest.sql_parameters(sql)
+        used |= ingest_rules.sql_parameters(sql)
     assert used == set(values)
-    validate = ingest._sql(ingest.INGEST_VALIDATE_SQL)
+    validate = ingest_rules.sql_text(ingest_rules.INGEST_VALIDATE_SQL)
     assert "from raw_lines" in validate  # the staged view, canonical names only
 
 

@@ -36,6 +36,7 @@ PURE = (
     "horizon",
     "timing",
     "btyd_features",
+    "ingest_rules",
 )
 ALLOWED_INTERNAL = {*PURE, "config", "errors"}
 FORBIDDEN_EXTERNAL = (

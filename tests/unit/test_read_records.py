@@ -1,4 +1,4 @@
-"""Record-by-record reading of malformed delimited files (churnguard.ingest.read_records).
+"""Record-by-record reading of malformed delimited files (churnguard.ingest_rules.read_records).
 
 The fallback ingest uses when DuckDB meets a malformed line: every record keeps its line
 number, a malformed one is reported with its raw text, and a broken quote spoils one line
@@ -11,7 +11,7 @@ import io
 
 import pytest
 
-from churnguard.ingest import MAX_RECORD_LINES, read_records
+from churnguard.ingest_rules import MAX_RECORD_LINES, read_records
 
 
 def records(data: bytes, delimiter: str = ",", quote: str = '"', encoding: str = "utf-8"):

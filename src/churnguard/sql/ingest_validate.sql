@@ -234,7 +234,7 @@ number_settings as (
 
 -- THE VALIDATION RULES, in priority order: a row's reason is the first rule it fails.
 -- Each rule is declared here and nowhere else: its reason code, its check and its
--- quarantine message. churnguard.ingest reads the reason codes (REASONS, the report's
+-- quarantine message. churnguard.ingest_rules reads the reason codes (REASONS, the report's
 -- reason list), the "-- rule <reason>: ..." comments (describe_rules, the docs) and
 -- their "Fix: ..." (the hint when a reason quarantines too much) from this CASE. A rule
 -- whose setting is off never fires (its check is NULL or false).
