@@ -33,6 +33,7 @@ import pandas as pd
 
 from churnguard import baselines
 from churnguard.baselines import CANDIDATES
+from churnguard.calibration import Calibrator, fit_calibrator
 from churnguard.config import FeaturesParams, TrainParams
 from churnguard.drift import reference_profile
 from churnguard.errors import ConfigError, DataError
@@ -52,12 +53,11 @@ from churnguard.horizon import (
     split_cutoffs,
 )
 from churnguard.io import atomic_path, write_json_atomic
-from churnguard.modeling import Calibrator, ChurnModel, fit_calibrator
+from churnguard.modeling import ChurnModel
+from churnguard.predictors import LogisticScorer, RecencyScorer
 from churnguard.scorers import (
     DRIFT_FILE,
     EVALUATED_DIR,
-    LogisticScorer,
-    RecencyScorer,
     save_scorer,
     scorer_folder,
 )

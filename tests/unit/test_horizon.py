@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from churnguard.calibration import Calibrator
 from churnguard.config import FeaturesParams
 from churnguard.errors import DataError
 from churnguard.horizon import (
@@ -20,8 +21,8 @@ from churnguard.horizon import (
     fold_train_cutoffs,
     plan_training,
 )
-from churnguard.modeling import Calibrator, ChainedScores, ModelError, chained_churn
-from churnguard.scorers import RecencyScorer
+from churnguard.modeling import ChainedScores, ModelError, chained_churn
+from churnguard.predictors import RecencyScorer
 from churnguard.train import plan_split
 
 D = dt.date

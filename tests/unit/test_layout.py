@@ -36,6 +36,8 @@ PURE = (
     "horizon",
     "timing",
     "btyd_features",
+    "calibration",
+    "predictors",
 )
 ALLOWED_INTERNAL = {*PURE, "config", "errors"}
 FORBIDDEN_EXTERNAL = (
