@@ -29,6 +29,7 @@ import numpy as np
 from churnguard.config import FeaturesParams
 from churnguard.evaluate import lift_at
 from churnguard.feature_defs import plan_cutoffs
+from churnguard.fitting import plan_split
 from churnguard.horizon import (  # noqa: F401 - re-exported
     P_FLOOR,
     chain_cutoffs,
@@ -43,7 +44,6 @@ from churnguard.stats import (
     rank01,
     resample_counts,
 )
-from churnguard.train import plan_split
 
 HorizonFit = Literal["no_fit", "acquisition_only", "fits"]
 log = logging.getLogger(__name__)

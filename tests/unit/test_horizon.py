@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from churnguard.calibration import Calibrator
 from churnguard.config import FeaturesParams
 from churnguard.errors import DataError
+from churnguard.fitting import plan_split
 from churnguard.horizon import (
     Plan,
     calibration_dates,
@@ -23,7 +24,6 @@ from churnguard.horizon import (
 )
 from churnguard.modeling import ChainedScores, ModelError, chained_churn
 from churnguard.predictors import RecencyScorer
-from churnguard.train import plan_split
 
 D = dt.date
 YEAR_START, YEAR_END = D(2024, 1, 1), D(2024, 12, 31)
