@@ -27,7 +27,6 @@ from typing import Any, Literal
 import numpy as np
 
 from churnguard.config import FeaturesParams
-from churnguard.evaluate import lift_at
 from churnguard.feature_defs import plan_cutoffs
 from churnguard.fitting import plan_split
 from churnguard.horizon import (  # noqa: F401 - re-exported
@@ -37,6 +36,7 @@ from churnguard.horizon import (  # noqa: F401 - re-exported
     chain_step_weights,
     chain_steps,
 )
+from churnguard.metrics import lift_at
 from churnguard.stats import (
     bootstrap_metric,
     percentile_ci,

@@ -37,6 +37,7 @@ PURE = (
     "horizon",
     "timing",
     "btyd_features",
+    "metrics",
     "calibration",
     "predictors",
     "fitting",
