@@ -27,8 +27,8 @@ from typing import Any, Literal
 import numpy as np
 
 from churnguard.config import FeaturesParams
-from churnguard.evaluate import lift_at
 from churnguard.feature_defs import plan_cutoffs
+from churnguard.fitting import plan_split
 from churnguard.horizon import (  # noqa: F401 - re-exported
     P_FLOOR,
     chain_cutoffs,
@@ -36,6 +36,7 @@ from churnguard.horizon import (  # noqa: F401 - re-exported
     chain_step_weights,
     chain_steps,
 )
+from churnguard.metrics import lift_at
 from churnguard.stats import (
     bootstrap_metric,
     percentile_ci,
@@ -43,7 +44,6 @@ from churnguard.stats import (
     rank01,
     resample_counts,
 )
-from churnguard.train import plan_split
 
 HorizonFit = Literal["no_fit", "acquisition_only", "fits"]
 log = logging.getLogger(__name__)

@@ -246,8 +246,10 @@ def evaluate(
     if dvc_plots:
         import yaml
 
+        from churnguard import metrics as metrics_mod
+
         folder = f"{_load(params, True).evaluate.model_dir}/eval/plots"
-        block = {"plots": evaluate_mod.dvc_plots(evaluate_mod.plot_specs(), folder=folder)}
+        block = {"plots": metrics_mod.dvc_plots(metrics_mod.plot_specs(), folder=folder)}
         typer.echo(yaml.safe_dump(block, sort_keys=False, allow_unicode=True, width=1000), nl=False)
         return
     p = _load(params, quiet, ("evaluate", "train"))

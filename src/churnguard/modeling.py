@@ -3,12 +3,13 @@
 ``models/`` holds ``booster.txt`` (LightGBM text format), ``calibrator.json``,
 ``features.json`` (names and dtypes, checked at scoring time) and ``metadata.json``.
 No pickles: every file is text, diffable and byte-stable for the same training data.
+The calibrator and the scorer interface in memory are :mod:`churnguard.calibration` and
+:mod:`churnguard.predictors`; this module writes, reads and verifies the files.
 """
 
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import math
 import re
@@ -22,113 +23,24 @@ from typing import Any, ClassVar
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
 
+from churnguard.calibration import Calibrator
 from churnguard.errors import ModelError
 from churnguard.horizon import chain_no_purchase, chain_steps
 from churnguard.io import dumps_json, write_text_atomic
+from churnguard.predictors import (
+    FEATURES_FILE,
+    METADATA_FILE,
+    FeatureScorer,
+    _broken,
+    _calibrator_from_json,
+    _dtype_class,
+)
 from churnguard.timing import timed
 
 BOOSTER_FILE = "booster.txt"
 CALIBRATOR_FILE = "calibrator.json"
-FEATURES_FILE = "features.json"
-METADATA_FILE = "metadata.json"
-EPS = 1e-6
-P_FLOOR = 1e-3  # calibrated probabilities stay in [0.001, 0.999]
-CALIBRATOR_KINDS = ("isotonic", "sigmoid", "identity")
-RETRAIN_HINT = "retrain (`dvc repro train` or `churnguard train`) or pass another --model"
 BOOSTER_CHECK_TIMEOUT_S = 60.0
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, EPS, 1 - EPS)
-    return np.log(p / (1 - p))
-
-
-@dataclass(frozen=True)
-class Calibrator:
-    """Maps raw scores to calibrated probabilities: isotonic (step function) or sigmoid (Platt)."""
-
-    kind: str  # "isotonic" | "sigmoid" | "identity"
-    x: tuple[float, ...] = ()
-    y: tuple[float, ...] = ()
-    a: float = 1.0
-    b: float = 0.0
-
-    def predict(self, raw: np.ndarray) -> np.ndarray:
-        raw = np.asarray(raw, dtype=float)
-        if self.kind == "isotonic":
-            # a step with no churner (or no stayer) in validation says 0 (or 1); keep a margin
-            return np.clip(np.interp(raw, np.array(self.x), np.array(self.y)), P_FLOOR, 1 - P_FLOOR)
-        if self.kind == "sigmoid":
-            return 1.0 / (1.0 + np.exp(-(self.a * _logit(raw) + self.b)))
-        if self.kind == "identity":
-            return np.clip(raw, 0.0, 1.0)
-        raise ModelError(
-            f"unknown calibrator kind {self.kind!r} (expected one of {CALIBRATOR_KINDS}); {RETRAIN_HINT}"
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "x": list(self.x), "y": list(self.y), "a": self.a, "b": self.b}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Calibrator:
-        return cls(
-            d["kind"],
-            tuple(d.get("x", ())),
-            tuple(d.get("y", ())),
-            d.get("a", 1.0),
-            d.get("b", 0.0),
-        )
-
-
-def _fit_one(kind: str, raw: np.ndarray, y: np.ndarray) -> Calibrator:
-    if kind == "isotonic":
-        iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, y)
-        return Calibrator(
-            "isotonic",
-            tuple(round(float(v), 10) for v in iso.X_thresholds_),
-            tuple(round(float(v), 10) for v in iso.y_thresholds_),
-        )
-    lr = LogisticRegression(C=1e6, max_iter=1000).fit(_logit(raw).reshape(-1, 1), y)
-    return Calibrator(
-        "sigmoid", a=round(float(lr.coef_[0, 0]), 10), b=round(float(lr.intercept_[0]), 10)
-    )
-
-
-def _brier(p: np.ndarray, y: np.ndarray) -> float:
-    return float(np.mean((p - y) ** 2))
-
-
-def fit_calibrator(
-    raw: np.ndarray, y: np.ndarray, method: str = "auto", seed: int = 0
-) -> tuple[Calibrator, dict[str, float]]:
-    """Fit a calibrator on validation scores; ``auto`` picks the lower 5-fold CV Brier.
-
-    Cross-validation inside the validation cutoff keeps isotonic regression from winning
-    just because it memorises the data it is scored on.
-    """
-    raw = np.asarray(raw, dtype=float)
-    y = np.asarray(y, dtype=int)
-    if len(np.unique(y)) < 2:
-        raise ModelError("cannot calibrate: the validation cutoff has a single class")
-    kinds = ["isotonic", "sigmoid"] if method == "auto" else [method]
-    cv_brier: dict[str, float] = {}
-    if len(kinds) > 1:
-        n_splits = int(min(5, np.bincount(y).min()))
-        if n_splits >= 2:
-            folds = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-            for kind in kinds:
-                pred = np.empty_like(raw)
-                for tr, te in folds.split(raw, y):
-                    pred[te] = _fit_one(kind, raw[tr], y[tr]).predict(raw[te])
-                cv_brier[kind] = round(_brier(pred, y), 6)
-            kinds = [min(cv_brier, key=lambda k: (cv_brier[k], k))]
-        else:
-            kinds = ["sigmoid"]
-    return _fit_one(kinds[0], raw, y), cv_brier
 
 
 # --- verifying a model folder before use -------------------------------------------------
@@ -194,33 +106,11 @@ print("churnguard-booster-ok")
 """
 
 
-def _broken(path: Path, problem: str) -> ModelError:
-    """A :class:`ModelError` that names the damaged file, what is wrong and what to do."""
-    return ModelError(
-        f"{path}: {problem}. The model folder is damaged or was not written by `churnguard train`: {RETRAIN_HINT}"
-    )
-
-
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise _broken(path, f"cannot be read as JSON ({exc})") from None
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _dtype_class(dtype: Any) -> str | None:
-    """``"number"`` (int/float), ``"bool"``, or None (text, category, dates: not model input)."""
-    if isinstance(dtype, str):
-        try:
-            dtype = pd.api.types.pandas_dtype(dtype)
-        except (TypeError, ValueError):
-            return None
-    kind = getattr(dtype, "kind", "O")
-    return "number" if kind in ("i", "u", "f") else "bool" if kind == "b" else None
 
 
 def _features_from_json(d: Any, path: Path) -> tuple[list[str], dict[str, str]]:
@@ -237,28 +127,6 @@ def _features_from_json(d: Any, path: Path) -> tuple[list[str], dict[str, str]]:
     if odd:
         raise _broken(path, f'"dtypes" must be numeric or bool dtypes, found {odd}')
     return feats, dict(dtypes)
-
-
-def _calibrator_from_json(d: Any, path: Path) -> Calibrator:
-    """calibrator.json with a known kind and finite parameters; an unknown kind is refused."""
-    kind = d.get("kind") if isinstance(d, dict) else None
-    if kind not in CALIBRATOR_KINDS:
-        raise _broken(path, f'"kind" is {kind!r}, expected one of {", ".join(CALIBRATOR_KINDS)}')
-    if kind == "isotonic":
-        x, y = d.get("x"), d.get("y")
-        if not (isinstance(x, list) and isinstance(y, list) and x and len(x) == len(y)):
-            raise _broken(path, 'isotonic "x" and "y" must be non-empty lists of the same length')
-        if not all(_is_number(v) for v in [*x, *y]):
-            raise _broken(path, 'isotonic "x" and "y" must hold finite numbers only')
-        if any(b < a for a, b in itertools.pairwise(x)) or any(
-            b < a for a, b in itertools.pairwise(y)
-        ):
-            raise _broken(path, 'isotonic "x" and "y" must be non-decreasing')
-        if not all(0.0 <= v <= 1.0 for v in y):
-            raise _broken(path, 'isotonic "y" must be probabilities in [0, 1]')
-    if kind == "sigmoid" and not (_is_number(d.get("a")) and _is_number(d.get("b"))):
-        raise _broken(path, 'sigmoid "a" and "b" must be finite numbers')
-    return Calibrator.from_dict(d)
 
 
 def _metadata_from_json(d: Any, path: Path) -> dict[str, Any]:
@@ -570,75 +438,6 @@ def _differences(a: list[str], b: list[str]) -> str:
             else "duplicate names"
         )
     return f"only in booster.txt: {only_a}, only in features.json: {only_b}"
-
-
-class FeatureScorer:
-    """What every scorer kind shares (LightGBM model, logistic regression, recency rule):
-    the exact feature list it was fitted on, checked before scoring, and the training
-    label horizon, checked against ``features.horizon_days``."""
-
-    features: list[str]
-    dtypes: dict[str, str]
-    metadata: dict[str, Any]
-    folder: Path | None
-    features_file: str = FEATURES_FILE
-
-    def _file(self, name: str) -> str:
-        return str(self.folder / name) if self.folder else f"the model's {name}"
-
-    def check_features(self, frame: pd.DataFrame) -> None:
-        """Raise :class:`ModelError` when ``frame`` lacks a feature or holds one the trees cannot read.
-
-        Text, categories and dates are refused rather than coerced (or crashing in ``astype``);
-        int and float interchange freely; a bool column may stand for a number (0/1), but a
-        number where a bool was trained is refused.
-        """
-        missing = [f for f in self.features if f not in frame.columns]
-        if missing:
-            raise ModelError(
-                f"feature mismatch: the model was trained on {len(self.features)} features, "
-                f"the scoring data lacks {missing}. Re-run `churnguard features` with the same "
-                "churnguard version, or retrain (`dvc repro train`)."
-            )
-        twice = sorted({c for c in frame.columns[frame.columns.duplicated()] if c in self.features})
-        if twice:
-            raise ModelError(f"the scoring data has the feature column(s) {twice} more than once")
-        wrong = []
-        for name in self.features:
-            got, trained = (
-                _dtype_class(frame[name].dtype),
-                _dtype_class(self.dtypes.get(name, "float64")),
-            )
-            if got is None or (trained == "bool" and got != "bool"):
-                wrong.append(
-                    f"{name} is {frame[name].dtype} (trained as {self.dtypes.get(name, 'float64')})"
-                )
-        if wrong:
-            raise ModelError(
-                f"feature type mismatch: {'; '.join(wrong)}. The model ({self._file(self.features_file)}) reads "
-                "numbers only. Re-run `churnguard features` with the same churnguard version, or "
-                f"{RETRAIN_HINT}."
-            )
-
-    def check_horizon(self, horizon_days: int) -> None:
-        """Refuse a label horizon other than the training one: p_churn would answer another question."""
-        trained = self.metadata.get("horizon_days")
-        if not isinstance(trained, int) or isinstance(trained, bool):
-            raise ModelError(
-                f"{self._file(METADATA_FILE)}: missing, or records no training horizon_days, so the "
-                f"model cannot be matched to features.horizon_days ({horizon_days}): {RETRAIN_HINT}"
-            )
-        if trained != horizon_days:
-            raise ModelError(
-                f"{self._file(METADATA_FILE)}: model trained for a {trained}-day horizon, "
-                f"features.horizon_days is {horizon_days}: set features.horizon_days: {trained} in "
-                "params.yaml or retrain (`dvc repro train` or `churnguard train`)"
-            )
-
-    def matrix(self, frame: pd.DataFrame) -> np.ndarray:
-        """Features in training order as float64; pandas NA becomes NaN (LightGBM's missing)."""
-        self.check_features(frame)
-        return frame[self.features].to_numpy(dtype="float64", na_value=np.nan)
 
 
 @dataclass

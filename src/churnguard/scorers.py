@@ -17,19 +17,17 @@ checks, and a folder of plain-text files that the MLflow pyfunc loads.
 
 A baseline folder (``models/baselines/<name>/``) holds ``scorer.json`` (kind, features,
 fitted numbers, calibrator) and ``metadata.json`` (training horizon, cutoffs). No pickles.
+The scorer objects are in :mod:`churnguard.predictors` (pure); this module holds their
+folders: saving, loading, digests.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
-import numpy as np
-import pandas as pd
-
-from churnguard.baselines import BASELINE_SCORERS, CANDIDATES, MODEL, LogisticBaseline
+from churnguard.baselines import BASELINE_SCORERS, CANDIDATES, MODEL
 from churnguard.errors import ModelError
 from churnguard.io import dumps_json, file_md5, write_text_atomic
 from churnguard.modeling import (
@@ -37,193 +35,16 @@ from churnguard.modeling import (
     CALIBRATOR_FILE,
     FEATURES_FILE,
     METADATA_FILE,
-    Calibrator,
     ChurnModel,
-    FeatureScorer,
-    _broken,
-    _calibrator_from_json,
-    _is_number,
-    _logit,
     _metadata_from_json,
     _read_json,
 )
+from churnguard.predictors import SCORER_FILE, LogisticScorer, RecencyScorer, _broken
 
-SCORER_FILE = "scorer.json"
 BASELINES_DIR = "baselines"
 DRIFT_FILE = "drift_reference.json"  # training feature distributions, beside every scorer
 GATE_FILE = "gate.json"  # in <model_dir>/eval: the scorer the gate chose for the lists
 EVALUATED_DIR = "eval/evaluated"  # under <model_dir>: the LightGBM fit the gate judges
-
-
-def _floats(values: Any, path: Path, what: str, n: int | None = None) -> np.ndarray:
-    if not isinstance(values, list) or not all(_is_number(v) for v in values):
-        raise _broken(path, f'"{what}" must be a list of finite numbers')
-    if n is not None and len(values) != n:
-        raise _broken(path, f'"{what}" has {len(values)} entries, expected {n}')
-    return np.asarray(values, dtype=float)
-
-
-@dataclass
-class LogisticScorer(FeatureScorer):
-    """Logistic regression as numbers: impute → indicators → standardise → logit → calibrate."""
-
-    kind: ClassVar[str] = "logreg"
-    features_file: ClassVar[str] = SCORER_FILE
-    features: list[str]
-    medians: np.ndarray  # per feature, for missing values
-    indicators: list[int]  # features with a missing-value indicator column, in order
-    mean: np.ndarray  # standardisation of [features, indicators]
-    scale: np.ndarray
-    coef: np.ndarray
-    intercept: float
-    calibrator: Calibrator
-    metadata: dict[str, Any] = field(default_factory=dict)
-    folder: Path | None = None
-    dtypes: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def from_fitted(
-        cls, fitted: LogisticBaseline, calibrator: Calibrator, metadata: dict[str, Any]
-    ) -> LogisticScorer:
-        """Copy the numbers out of a fitted :class:`LogisticBaseline` (no pickle kept)."""
-        pipe = fitted.pipeline_
-        imputer, scaler, lr = pipe.named_steps["impute"], pipe.named_steps["scale"], pipe[-1]
-        indicator = imputer.indicator_
-        features = [str(c) for c in fitted.feature_names_in_]
-        return cls(
-            features=features,
-            medians=np.asarray(imputer.statistics_, dtype=float),
-            indicators=[int(i) for i in (indicator.features_ if indicator is not None else [])],
-            mean=np.asarray(scaler.mean_, dtype=float),
-            scale=np.asarray(scaler.scale_, dtype=float),
-            coef=np.asarray(lr.coef_[0], dtype=float),
-            intercept=float(lr.intercept_[0]),
-            calibrator=calibrator,
-            metadata=metadata,
-            dtypes={f: "float64" for f in features},
-        )
-
-    def _terms(self, frame: pd.DataFrame) -> np.ndarray:
-        """coefficient × standardised value for every feature and indicator column."""
-        x = self.matrix(frame)
-        missing = ~np.isfinite(x)  # NaN and ±inf are missing, as when it was fitted
-        filled = np.where(missing, self.medians, x)
-        full = np.hstack([filled, missing[:, self.indicators].astype(float)])
-        return (full - self.mean) / self.scale * self.coef
-
-    def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
-        logit = self._terms(frame).sum(axis=1) + self.intercept
-        return 1.0 / (1.0 + np.exp(-logit))
-
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        """Calibrated P(churn within the horizon)."""
-        return self.calibrator.predict(self.predict_raw(frame))
-
-    def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
-        terms = self._terms(frame)
-        n = len(self.features)
-        contrib = terms[:, :n].copy()
-        for j, feature_index in enumerate(self.indicators):
-            contrib[:, feature_index] += terms[:, n + j]
-        return pd.DataFrame(contrib, columns=self.features, index=frame.index)
-
-    def to_dict(self) -> dict[str, Any]:
-        def r(a: np.ndarray) -> list[float]:
-            return [float(v) for v in a]
-
-        return {
-            "kind": self.kind,
-            "features": self.features,
-            "medians": r(self.medians),
-            "indicators": self.indicators,
-            "mean": r(self.mean),
-            "scale": r(self.scale),
-            "coef": r(self.coef),
-            "intercept": float(self.intercept),
-            "calibrator": self.calibrator.to_dict(),
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any], path: Path, meta: dict[str, Any]) -> LogisticScorer:
-        feats = d.get("features")
-        if not isinstance(feats, list) or not feats or not all(isinstance(f, str) for f in feats):
-            raise _broken(path, '"features" must be a non-empty list of column names')
-        n = len(feats)
-        ind = d.get("indicators")
-        if not isinstance(ind, list) or not all(
-            isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n for i in ind
-        ):
-            raise _broken(path, f'"indicators" must list feature positions in [0, {n})')
-        width = n + len(ind)
-        scale = _floats(d.get("scale"), path, "scale", width)
-        if (scale <= 0).any():
-            raise _broken(path, '"scale" must be positive')
-        if not _is_number(d.get("intercept")):
-            raise _broken(path, '"intercept" must be a finite number')
-        return cls(
-            features=feats,
-            medians=_floats(d.get("medians"), path, "medians", n),
-            indicators=ind,
-            mean=_floats(d.get("mean"), path, "mean", width),
-            scale=scale,
-            coef=_floats(d.get("coef"), path, "coef", width),
-            intercept=float(d["intercept"]),
-            calibrator=_calibrator_from_json(d.get("calibrator"), path),
-            metadata=meta,
-            folder=path.parent,
-            dtypes={f: "float64" for f in feats},
-        )
-
-
-@dataclass
-class RecencyScorer(FeatureScorer):
-    """Days since the last purchase → P(churn) through an isotonic calibrator."""
-
-    kind: ClassVar[str] = "recency_rank"
-    features_file: ClassVar[str] = SCORER_FILE
-    calibrator: Calibrator
-    reference_days: (
-        float  # a typical silence (median on validation): contributions are relative to it
-    )
-    metadata: dict[str, Any] = field(default_factory=dict)
-    folder: Path | None = None
-    features: list[str] = field(default_factory=lambda: ["recency_days"])
-    dtypes: dict[str, str] = field(default_factory=lambda: {"recency_days": "float64"})
-
-    def _days(self, frame: pd.DataFrame) -> np.ndarray:
-        days = self.matrix(frame)[:, 0]
-        return np.where(np.isnan(days), np.inf, days)  # no purchase on record: longest silence
-
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        return self.calibrator.predict(self._days(frame))
-
-    def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
-        p = self.predict(frame)
-        ref = self.calibrator.predict(np.array([self.reference_days]))
-        return pd.DataFrame(
-            {"recency_days": _logit(p) - _logit(ref)[0]}, index=frame.index, dtype=float
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "features": self.features,
-            "reference_days": float(self.reference_days),
-            "calibrator": self.calibrator.to_dict(),
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any], path: Path, meta: dict[str, Any]) -> RecencyScorer:
-        if d.get("features") != ["recency_days"]:
-            raise _broken(path, '"features" must be ["recency_days"]')
-        if not _is_number(d.get("reference_days")):
-            raise _broken(path, '"reference_days" must be a finite number')
-        return cls(
-            calibrator=_calibrator_from_json(d.get("calibrator"), path),
-            reference_days=float(d["reference_days"]),
-            metadata=meta,
-            folder=path.parent,
-        )
 
 
 AnyScorer = ChurnModel | LogisticScorer | RecencyScorer

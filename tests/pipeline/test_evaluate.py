@@ -11,6 +11,7 @@ import pytest
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
 from churnguard import evaluate as E
+from churnguard import metrics as M
 from churnguard.config import EvaluateParams
 from churnguard.errors import ConfigError, DataError
 
@@ -22,7 +23,7 @@ def test_binary_metrics_agree_with_sklearn_on_random_data() -> None:
     y = rng.binomial(1, 0.3, 500)
     p = np.clip(0.3 + 0.3 * (y - 0.3) + rng.normal(0, 0.2, y.size), 0, 1)
     p[:5] = [0.0, 1.0, 0.0, 1.0, 0.5]  # exercise the log-loss clip
-    m = E.binary_metrics(y, p)
+    m = M.binary_metrics(y, p)
     assert m["roc_auc"] == pytest.approx(roc_auc_score(y, p), abs=1e-12)
     assert m["pr_auc"] == pytest.approx(average_precision_score(y, p), abs=1e-12)
     assert m["brier"] == pytest.approx(brier_score_loss(y, p), abs=1e-12)
@@ -34,9 +35,9 @@ def test_binary_metrics_agree_with_sklearn_on_random_data() -> None:
 def test_perfect_scorer_has_auc_one_and_reversed_scorer_zero() -> None:
     y = np.array([0, 0, 1, 0, 1, 1])
     p = np.array([0.1, 0.2, 0.9, 0.3, 0.8, 0.7])
-    assert E.binary_metrics(y, p)["roc_auc"] == 1.0
-    assert E.binary_metrics(y, p)["pr_auc"] == 1.0
-    assert E.binary_metrics(y, 1 - p)["roc_auc"] == 0.0
+    assert M.binary_metrics(y, p)["roc_auc"] == 1.0
+    assert M.binary_metrics(y, p)["pr_auc"] == 1.0
+    assert M.binary_metrics(y, 1 - p)["roc_auc"] == 0.0
 
 
 @pytest.mark.parametrize(
@@ -50,34 +51,34 @@ def test_lift_of_a_perfect_scorer(positives: int, expected_lift: float) -> None:
     y = np.zeros(20, dtype=int)
     y[:positives] = 1
     p = np.where(y == 1, 0.9, 0.1)
-    assert E.top_k_size(20) == 2
-    assert E.binary_metrics(y, p)["lift_top10"] == pytest.approx(expected_lift)
+    assert M.top_k_size(20) == 2
+    assert M.binary_metrics(y, p)["lift_top10"] == pytest.approx(expected_lift)
 
 
 def test_ece_is_zero_for_perfectly_calibrated_bins_and_the_gap_otherwise() -> None:
     y = np.array([1, 0, 0, 0, 1, 1, 1, 0])
     p = np.array([0.25] * 4 + [0.75] * 4)
-    assert E.binary_metrics(y, p, bins=10)["ece"] == pytest.approx(0.0)
+    assert M.binary_metrics(y, p, bins=10)["ece"] == pytest.approx(0.0)
     # all predicted 0.9, none churn: the gap is 0.9 in the only occupied bin
-    assert E.expected_calibration_error(np.zeros(5), np.full(5, 0.9)) == pytest.approx(0.9)
+    assert M.expected_calibration_error(np.zeros(5), np.full(5, 0.9)) == pytest.approx(0.9)
     # two bins, each weighted by its count: (3 × |0.1 − 0| + 1 × |0.9 − 0|) / 4
     y2, p2 = np.array([0, 0, 0, 0]), np.array([0.1, 0.1, 0.1, 0.9])
-    assert E.expected_calibration_error(y2, p2, bins=2) == pytest.approx(0.3)
+    assert M.expected_calibration_error(y2, p2, bins=2) == pytest.approx(0.3)
 
 
 def test_single_class_gives_null_aucs_and_no_lift_without_churners() -> None:
-    m = E.binary_metrics([0, 0, 0], [0.1, 0.5, 0.2])
+    m = M.binary_metrics([0, 0, 0], [0.1, 0.5, 0.2])
     assert m["roc_auc"] is None and m["pr_auc"] is None and m["lift_top10"] is None
     assert m["brier"] == pytest.approx((0.01 + 0.25 + 0.04) / 3)
 
 
 def test_invalid_inputs_are_refused() -> None:
     with pytest.raises(ValueError, match="probabilities"):
-        E.binary_metrics([0, 1], [0.2, 1.5])
+        M.binary_metrics([0, 1], [0.2, 1.5])
     with pytest.raises(ValueError, match="0/1"):
-        E.binary_metrics([0, 2], [0.2, 0.5])
+        M.binary_metrics([0, 2], [0.2, 0.5])
     with pytest.raises(ValueError, match="y has 2"):
-        E.binary_metrics([0, 1], [0.2])
+        M.binary_metrics([0, 1], [0.2])
 
 
 # --------------------------------------------------------------------------- ranking at a cut
@@ -86,23 +87,23 @@ def test_invalid_inputs_are_refused() -> None:
 def test_precision_at_k_hand_case_with_k_capped_at_n() -> None:
     y = [1, 0, 1, 0, 0]
     p = [0.9, 0.8, 0.7, 0.6, 0.5]
-    assert E.precision_at_k(y, p, [1, 2, 3, 10]) == pytest.approx(
+    assert M.precision_at_k(y, p, [1, 2, 3, 10]) == pytest.approx(
         {1: 1.0, 2: 0.5, 3: 2 / 3, 10: 2 / 5}
     )
 
 
 def test_ties_at_the_cut_count_in_expectation_whatever_the_row_order() -> None:
     # two customers tied at the top, one churned: a list of one catches half a churner
-    assert E.precision_at_k([1, 0, 0, 0], [0.6, 0.6, 0.1, 0.1], [1]) == {1: 0.5}
-    assert E.precision_at_k([0, 1, 0, 0], [0.6, 0.6, 0.1, 0.1], [1]) == {1: 0.5}
+    assert M.precision_at_k([1, 0, 0, 0], [0.6, 0.6, 0.1, 0.1], [1]) == {1: 0.5}
+    assert M.precision_at_k([0, 1, 0, 0], [0.6, 0.6, 0.1, 0.1], [1]) == {1: 0.5}
     rng = np.random.default_rng(5)
     y = rng.binomial(1, 0.3, 300)
     rule = rng.binomial(1, 0.4, 300) * 0.5 + 0.2  # a 0/1 rule, calibrated: massive ties
     order = rng.permutation(300)
-    m1, m2 = E.binary_metrics(y, rule), E.binary_metrics(y[order], rule[order])
+    m1, m2 = M.binary_metrics(y, rule), M.binary_metrics(y[order], rule[order])
     assert m1["lift_top10"] == pytest.approx(m2["lift_top10"], abs=1e-12)
-    assert E.precision_at_k(y, rule, [50]) == pytest.approx(
-        E.precision_at_k(y[order], rule[order], [50])
+    assert M.precision_at_k(y, rule, [50]) == pytest.approx(
+        M.precision_at_k(y[order], rule[order], [50])
     )
 
 
@@ -119,12 +120,12 @@ PROFIT_CASE = {
 
 
 def test_profit_curve_hand_case() -> None:
-    curve = E.profit_curve(**PROFIT_CASE)
+    curve = M.profit_curve(**PROFIT_CASE)
     assert list(curve.columns) == ["k", "profit"]
     assert curve["k"].tolist() == [0, 1, 2, 3, 4]
     # k=1: 0.5×100 − 10; k=2: 50 − 20; k=3: 0.5×300 − 30; k=4: 0.5×310 − 40
     assert curve["profit"].tolist() == pytest.approx([0.0, 40.0, 30.0, 120.0, 115.0])
-    assert E.best_profit(**PROFIT_CASE) == pytest.approx(
+    assert M.best_profit(**PROFIT_CASE) == pytest.approx(
         {"k": 3, "profit": 120.0, "share_contacted": 0.75}
     )
 
@@ -135,9 +136,9 @@ def test_profit_curve_on_a_grid_keeps_the_best_list_size() -> None:
     y = rng.binomial(1, 0.3, n)
     p = np.clip(0.3 + 0.4 * (y - 0.3) + rng.normal(0, 0.2, n), 0, 1)
     value = rng.gamma(2.0, 100.0, n)
-    best = E.best_profit(y, p, value, cost=20.0, save_rate=0.3)
-    grid = E.profit_curve(y, p, value, cost=20.0, save_rate=0.3, grid_points=50)
-    full = E.profit_curve(y, p, value, cost=20.0, save_rate=0.3)
+    best = M.best_profit(y, p, value, cost=20.0, save_rate=0.3)
+    grid = M.profit_curve(y, p, value, cost=20.0, save_rate=0.3, grid_points=50)
+    full = M.profit_curve(y, p, value, cost=20.0, save_rate=0.3)
     assert len(grid) <= 51 and best["k"] in set(grid["k"])
     assert grid["profit"].max() == pytest.approx(best["profit"])
     assert full["profit"].max() == pytest.approx(best["profit"])
@@ -145,7 +146,7 @@ def test_profit_curve_on_a_grid_keeps_the_best_list_size() -> None:
 
 
 def test_profit_with_nobody_worth_contacting_is_an_empty_list() -> None:
-    best = E.best_profit([0, 0, 1], [0.9, 0.5, 0.1], [10.0, 10.0, 10.0], cost=50.0, save_rate=0.5)
+    best = M.best_profit([0, 0, 1], [0.9, 0.5, 0.1], [10.0, 10.0, 10.0], cost=50.0, save_rate=0.5)
     assert best == {"k": 0, "profit": 0.0, "share_contacted": 0.0}
 
 
@@ -154,20 +155,20 @@ def test_profit_with_nobody_worth_contacting_is_an_empty_list() -> None:
 
 def test_tenure_bands_label_and_assign() -> None:
     bands = [90, 365, 730]
-    assert E.tenure_band_labels(bands) == ["<90d", "90–365d", "365–730d", "≥730d"]
-    got = E.tenure_band([0, 89, 90, 364, 365, 729, 730, 5000, np.nan], bands)
+    assert M.tenure_band_labels(bands) == ["<90d", "90–365d", "365–730d", "≥730d"]
+    got = M.tenure_band([0, 89, 90, 364, 365, 729, 730, 5000, np.nan], bands)
     assert got.tolist() == [
         "<90d", "<90d", "90–365d", "90–365d", "365–730d", "365–730d", "≥730d", "≥730d", "unknown"
     ]  # fmt: skip
     with pytest.raises(ConfigError, match="tenure_bands_days"):
-        E.tenure_band_labels([365, 90])
+        M.tenure_band_labels([365, 90])
 
 
 def test_slices_report_single_class_and_empty_slices_without_aucs() -> None:
     y = np.array([1, 0, 1, 0, 1, 1])
     scores = {"model": np.array([0.9, 0.1, 0.8, 0.2, 0.6, 0.7])}
     groups = ["Champions", "Champions", "Champions", "Champions", "Lost", "Lost"]
-    out = E.slice_metrics(y, scores, groups, order=["Lost", "New"])
+    out = M.slice_metrics(y, scores, groups, order=["Lost", "New"])
     assert list(out) == ["Lost", "New", "Champions"]
     champions = out["Champions"]
     assert champions["n"] == 4 and champions["base_rate"] == 0.5
@@ -197,17 +198,17 @@ def random_scores(n: int = 400, seed: int = 4) -> tuple[np.ndarray, dict[str, np
 
 def test_roc_table_integrates_to_the_auc_and_tables_have_the_fixed_grid() -> None:
     y, scores = random_scores()
-    roc = E.roc_table(y, scores)
+    roc = M.roc_table(y, scores)
     assert len(roc) == 101 and roc["fpr"].iloc[0] == 0.0 and roc["fpr"].iloc[-1] == 1.0
     for name, p in scores.items():
         tpr = roc[f"tpr_{name}"].to_numpy()
         assert np.all(np.diff(tpr) >= -1e-12)
         area = np.sum((tpr[1:] + tpr[:-1]) / 2 * np.diff(roc["fpr"].to_numpy()))
         assert area == pytest.approx(roc_auc_score(y, p), abs=0.01)
-    pr = E.pr_table(y, scores)
+    pr = M.pr_table(y, scores)
     assert np.all(np.diff(pr["precision_model"].to_numpy()) <= 1e-12)  # interpolated: monotone
     assert pr["precision_model"].iloc[-1] >= y.mean()
-    gain = E.gain_table(y, scores)
+    gain = M.gain_table(y, scores)
     assert gain["gain_model"].iloc[0] == 0.0 and gain["gain_model"].iloc[-1] == pytest.approx(1.0)
     assert gain["lift_model"].iloc[-1] == pytest.approx(1.0)
     # the rule's tied block is spread evenly: gain grows linearly inside it
@@ -216,7 +217,7 @@ def test_roc_table_integrates_to_the_auc_and_tables_have_the_fixed_grid() -> Non
 
 def test_calibration_table_leaves_empty_bins_empty() -> None:
     y = np.array([1, 0, 0, 0, 1, 1, 1, 0])
-    table = E.calibration_table(y, {"model": np.array([0.25] * 4 + [0.75] * 4)}, bins=4)
+    table = M.calibration_table(y, {"model": np.array([0.25] * 4 + [0.75] * 4)}, bins=4)
     assert table["bin_mid"].tolist() == [0.125, 0.375, 0.625, 0.875]
     assert table["perfect"].tolist() == table["bin_mid"].tolist()
     observed = table["observed_model"]
@@ -232,7 +233,7 @@ def test_calibration_table_leaves_empty_bins_empty() -> None:
 
 def test_pr_table_hand_case_takes_the_best_precision_at_or_beyond_each_recall() -> None:
     # thresholds 0.9 → (recall 0.5, precision 1); 0.8 → (0.5, 0.5); 0.7 → (1, 2/3)
-    pr = E.pr_table([1, 0, 1, 0], {"model": [0.9, 0.8, 0.7, 0.6]}).set_index("recall")
+    pr = M.pr_table([1, 0, 1, 0], {"model": [0.9, 0.8, 0.7, 0.6]}).set_index("recall")
     assert pr.loc[0.0, "precision_model"] == 1.0
     assert pr.loc[0.5, "precision_model"] == 1.0
     assert pr.loc[0.51, "precision_model"] == pytest.approx(2 / 3)
@@ -289,7 +290,7 @@ def test_run_evaluate_end_to_end_is_complete_and_byte_stable(tmp_path: Path) -> 
     write_predictions(model_dir)
     params = EvaluateParams(model_dir=str(model_dir), list_sizes=[50, 100, 1000])
     eval_dir = model_dir / "eval"
-    files = ["metrics.json"] + [f"plots/{name}.csv" for name in E.PLOT_FILES]
+    files = ["metrics.json"] + [f"plots/{name}.csv" for name in M.PLOT_FILES]
 
     metrics = E.run_evaluate(params)
     first = {f: (eval_dir / f).read_bytes() for f in files}
@@ -318,7 +319,7 @@ def test_run_evaluate_end_to_end_is_complete_and_byte_stable(tmp_path: Path) -> 
 
     # every column named in the DVC plot definitions exists in the written tables
     names = list(scorers)
-    for spec in E.plot_specs(names):
+    for spec in M.plot_specs(names):
         header = (eval_dir / "plots" / spec.file).read_text().splitlines()[0].split(",")
         assert spec.x in header and set(spec.y) <= set(header), spec.id
     for png in E.png_paths(model_dir):
@@ -326,7 +327,7 @@ def test_run_evaluate_end_to_end_is_complete_and_byte_stable(tmp_path: Path) -> 
 
 
 def test_dvc_plot_entries_use_the_top_level_plots_syntax() -> None:
-    entries = E.dvc_plots(E.plot_specs(["model", "logreg"]), folder="models/eval/plots")
+    entries = M.dvc_plots(M.plot_specs(["model", "logreg"]), folder="models/eval/plots")
     roc = next(e["ROC"] for e in entries if isinstance(e, dict) and "ROC" in e)
     assert roc["x"] == "fpr" and roc["template"] == "linear"
     assert roc["y"] == {"models/eval/plots/roc.csv": ["tpr_model", "tpr_logreg"]}
@@ -335,17 +336,17 @@ def test_dvc_plot_entries_use_the_top_level_plots_syntax() -> None:
 
 def test_dvc_plots_declare_the_png_folder_as_an_image_plot() -> None:
     # a bare path is a DVC image plot: every image in the folder (PNGs from write_pngs)
-    entries = E.dvc_plots(E.plot_specs(), folder="models/eval/plots")
+    entries = M.dvc_plots(M.plot_specs(), folder="models/eval/plots")
     assert [e for e in entries if isinstance(e, str)] == ["models/eval/png"]
-    assert E.dvc_plots([], folder="out/m/eval/plots/") == ["out/m/eval/png"]
-    assert E.dvc_plots([], folder="m/eval/plots", images="figs/") == ["figs"]
+    assert M.dvc_plots([], folder="out/m/eval/plots/") == ["out/m/eval/png"]
+    assert M.dvc_plots([], folder="m/eval/plots", images="figs/") == ["figs"]
 
 
 RANKING_PLOTS = ("ROC", "Precision-recall", "Cumulative gain", "Lift", "Profit")
 
 
 def test_ranking_plots_leave_out_the_uncalibrated_duplicate() -> None:
-    specs = {spec.id: spec for spec in E.plot_specs()}
+    specs = {spec.id: spec for spec in M.plot_specs()}
     assert set(specs) == {*RANKING_PLOTS, "Calibration", "Value backtest"}
     for plot_id in RANKING_PLOTS:
         ys = specs[plot_id].y
@@ -355,8 +356,8 @@ def test_ranking_plots_leave_out_the_uncalibrated_duplicate() -> None:
     assert "observed_model_raw" in specs["Calibration"].y
     assert "observed_model" in specs["Calibration"].y
     # a raw scorer without its calibrated twin is not a duplicate and stays
-    assert E.ranking_scorers(["model_raw", "logreg"]) == ["model_raw", "logreg"]
-    assert E.ranking_scorers(["model", "model_raw", "x_raw"]) == ["model", "x_raw"]
+    assert M.ranking_scorers(["model_raw", "logreg"]) == ["model_raw", "logreg"]
+    assert M.ranking_scorers(["model", "model_raw", "x_raw"]) == ["model", "x_raw"]
 
 
 def test_ranking_pngs_leave_out_the_uncalibrated_duplicate(
@@ -376,15 +377,15 @@ def test_ranking_pngs_leave_out_the_uncalibrated_duplicate(
     p = np.linspace(0.1, 0.9, y.size)
     scores = {"model": p, "model_raw": p**2, "logreg": p[::-1]}
     tables = {
-        "roc": E.roc_table(y, scores),
-        "pr": E.pr_table(y, scores),
-        "calibration": E.calibration_table(y, scores, 5),
-        "gain": E.gain_table(y, scores),
-        "profit": E.profit_table(y, scores, np.ones(y.size), 0.1, 0.5),
+        "roc": M.roc_table(y, scores),
+        "pr": M.pr_table(y, scores),
+        "calibration": M.calibration_table(y, scores, 5),
+        "gain": M.gain_table(y, scores),
+        "profit": M.profit_table(y, scores, np.ones(y.size), 0.1, 0.5),
     }
     written = E.write_pngs(tables, list(scores), tmp_path)
-    assert [w.name for w in written] == [f"{n}.png" for n in E.PLOT_FILES]
-    assert len(labels) == len(E.PLOT_FILES)
+    assert [w.name for w in written] == [f"{n}.png" for n in M.PLOT_FILES]
+    assert len(labels) == len(M.PLOT_FILES)
     for title, drawn in labels.items():
         if title.startswith("Calibration"):
             assert {"model", "model_raw", "logreg"} <= set(drawn), title
@@ -397,7 +398,7 @@ def test_run_evaluate_names_what_is_missing(tmp_path: Path) -> None:
         E.run_evaluate(EvaluateParams(model_dir=str(tmp_path / "nowhere")))
     frame = pd.DataFrame({"split": ["test"], "churned": [1], "p_model": [0.5]})
     with pytest.raises(DataError, match="rfm_segment"):
-        E.evaluate_predictions(frame, EvaluateParams())
+        M.evaluate_predictions(frame, EvaluateParams())
 
 
 # --------------------------------------------------------------------------- value backtest
@@ -413,7 +414,7 @@ def test_without_transactions_the_value_check_says_why(tmp_path: Path) -> None:
     }
     header = (model_dir / "eval" / "plots" / "value_calibration.csv").read_text().splitlines()
     assert header[0].startswith("decile,perfect,ratio_nbd_shrunk") and len(header) == 1
-    assert E.headline(metrics)["value_total_ratio"] is None
+    assert M.headline(metrics)["value_total_ratio"] is None
 
 
 def test_value_check_compares_predicted_with_realised_spend_of_retained_customers() -> None:
@@ -431,7 +432,7 @@ def test_value_check_compares_predicted_with_realised_spend_of_retained_customer
     prior = fit_value_prior(test)
     exact = value_if_retained(test, 90, 90, prior)
     test["realised_spend"] = np.where(test["churned"] == 0, exact * 2, 0.0)
-    out, table = E.value_check(test, 90, prior)
+    out, table = M.value_check(test, 90, prior)
     mine = out["nbd_shrunk"]
     assert out["checked"] and out["window_days"] == 90
     assert mine["customers_retained"] == 30 and mine["total_ratio"] == pytest.approx(0.5)
@@ -459,7 +460,7 @@ def test_value_backtest_on_the_real_pipeline(pipeline, tmp_path: Path) -> None:
     assert 0.8 <= mine["total_ratio"] <= 1.2, mine
     assert mine["mean_abs_log_ratio"] < before["mean_abs_log_ratio"]
     assert len(mine["deciles"]) == 10
-    assert E.headline(metrics)["value_total_ratio"] == mine["total_ratio"]
+    assert M.headline(metrics)["value_total_ratio"] == mine["total_ratio"]
     table = pd.read_csv(model_dir / "eval" / "plots" / "value_calibration.csv")
     assert table["decile"].tolist() == list(range(1, 11))
     assert table["customers_nbd_shrunk"].sum() == mine["customers_retained"]

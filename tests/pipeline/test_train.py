@@ -10,10 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from churnguard.calibration import Calibrator, fit_calibrator
 from churnguard.errors import DataError, ModelError
 from churnguard.features import MODEL_FEATURES
-from churnguard.modeling import Calibrator, ChurnModel, fit_calibrator
-from churnguard.train import plan_split, run_train, train_model
+from churnguard.fitting import plan_split
+from churnguard.modeling import ChurnModel
+from churnguard.train import run_train, train_model
 
 D = dt.date
 

@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churnguard.modeling import Calibrator, ChurnModel
+from churnguard.calibration import Calibrator
+from churnguard.modeling import ChurnModel
 
 # the two features of the tiny real model below
 TINY_FEATURES = ["recency_days", "orders_90d"]

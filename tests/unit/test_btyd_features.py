@@ -10,7 +10,7 @@ from churnguard import btyd_features as BF
 from churnguard.btyd import bgnbd_p_alive
 from churnguard.config import TrainParams
 from churnguard.feature_defs import BTYD_FEATURES, MODEL_FEATURES, needs_btyd
-from churnguard.train import model_features
+from churnguard.fitting import model_features
 
 
 def _simulate(n: int, p: dict[str, float], T_max: float, seed: int) -> pd.DataFrame:

@@ -294,12 +294,12 @@ def test_every_engine_in_the_registry_implements_the_interface() -> None:
 
 
 def test_dvc_plots_are_the_evaluate_stage_plot_specs() -> None:
-    """The plots: block is generated from evaluate.plot_specs, which also writes the CSVs
-    (test_evaluate checks every column a spec names exists in the written tables)."""
-    from churnguard import evaluate as E
+    """The plots: block is generated from metrics.plot_specs, whose tables the evaluate stage
+    writes (test_evaluate checks every column a spec names exists in the written tables)."""
+    from churnguard import metrics as M
 
     folder = _resolve("${evaluate.model_dir}/eval/plots", _params())
-    expected = E.dvc_plots(E.plot_specs(), folder=folder)
+    expected = M.dvc_plots(M.plot_specs(), folder=folder)
     declared = yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))["plots"]
     assert declared == expected, (
         "regenerate: churnguard evaluate --dvc-plots, then paste the block into dvc.yaml"

@@ -10,8 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from churnguard.calibration import Calibrator
 from churnguard.config import FeaturesParams
 from churnguard.errors import DataError
+from churnguard.fitting import plan_split
 from churnguard.horizon import (
     Plan,
     calibration_dates,
@@ -20,9 +22,8 @@ from churnguard.horizon import (
     fold_train_cutoffs,
     plan_training,
 )
-from churnguard.modeling import Calibrator, ChainedScores, ModelError, chained_churn
-from churnguard.scorers import RecencyScorer
-from churnguard.train import plan_split
+from churnguard.modeling import ChainedScores, ModelError, chained_churn
+from churnguard.predictors import RecencyScorer
 
 D = dt.date
 YEAR_START, YEAR_END = D(2024, 1, 1), D(2024, 12, 31)

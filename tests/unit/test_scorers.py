@@ -10,13 +10,11 @@ import pandas as pd
 import pytest
 
 from churnguard.baselines import LogisticBaseline
+from churnguard.calibration import Calibrator, fit_calibrator
 from churnguard.errors import ModelError
 from churnguard.explain import PHRASE_COLUMNS, top_reasons
-from churnguard.modeling import Calibrator, fit_calibrator
+from churnguard.predictors import SCORER_FILE, LogisticScorer, RecencyScorer
 from churnguard.scorers import (
-    SCORER_FILE,
-    LogisticScorer,
-    RecencyScorer,
     find_scorer_folder,
     load_scorer,
     save_scorer,

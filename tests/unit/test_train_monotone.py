@@ -7,13 +7,13 @@ import pandas as pd
 import pytest
 
 from churnguard.config import TrainParams
-from churnguard.train import model_features
+from churnguard.fitting import model_features
 
 
 def test_monotone_constraints_hold_in_the_fitted_model() -> None:
     """train.monotone: P(churn) never falls as recency grows, whatever the other features."""
     from churnguard.errors import ConfigError
-    from churnguard.train import _fit_booster
+    from churnguard.fitting import _fit_booster
 
     rng = np.random.default_rng(0)
     n = 3000
