@@ -17,7 +17,8 @@ from churnguard.config import ReportParams, ScoreParams, load_params
 from churnguard.errors import DataError, LockedError, ModelError
 from churnguard.io import backup_name, folder_lock, restore_interrupted_swap
 from churnguard.modeling import ChurnModel
-from churnguard.score import run_score, score_frame
+from churnguard.score import run_score
+from churnguard.scoring import score_frame
 
 REPO = Path(__file__).resolve().parents[2]
 AS_OF = dt.date(2024, 12, 31)
@@ -176,7 +177,7 @@ def test_empty_population_is_a_data_error(pipeline, tmp_path):
 
 
 def test_change_statuses_from_hand_built_lists():
-    from churnguard.score import compare_with_previous
+    from churnguard.scoring import compare_with_previous
 
     cur = pd.DataFrame(
         {
@@ -277,7 +278,8 @@ def test_a_folder_rewritten_in_place_compares_with_the_list_it_held(pipeline, tm
     """The DVC stage writes scores/latest with --output-dir: `change` must still work, and a
     re-run for the same date must compare with the same earlier list (byte-identical)."""
     from churnguard.csvsafe import read_excel_csv
-    from churnguard.score import PREVIOUS_LIST_FILE, RISK_LIST_SCHEMA
+    from churnguard.score import PREVIOUS_LIST_FILE
+    from churnguard.scoring import RISK_LIST_SCHEMA
 
     out = tmp_path / "latest"
     week1 = AS_OF - dt.timedelta(days=7)

@@ -24,7 +24,7 @@ Scoring
     The current snapshot is built on Spark; P(churn) comes from the MLflow pyfunc model
     through ``mlflow.pyfunc.spark_udf`` (the registered champion, or a ``models/`` folder
     wrapped as the same pyfunc training logs). The per-customer rows then go through the
-    same Python code as the DuckDB path (``score.score_frame``: value, playbook, net
+    same Python code as the DuckDB path (``scoring.score_frame``: value, playbook, net
     benefit, capacity, SHAP reasons for listed customers only), so the lists are identical.
 
 Engine differences and how each is handled (the parity test checks them):
@@ -751,7 +751,7 @@ def _upto(transactions: DataFrame, day: dt.date) -> DataFrame:
 
 
 class SparkPredictions:
-    """Stands in for :class:`ChurnModel` inside ``score.score_frame``: the probabilities were
+    """Stands in for :class:`ChurnModel` inside ``scoring.score_frame``: the probabilities were
     computed on Spark by the pyfunc UDF; feature checks and SHAP reasons (listed customers
     only) still come from the same booster."""
 
