@@ -8,8 +8,8 @@ For scheduled use the run is:
   killed at any moment leaves the previous lists intact and no partial file.
 
 This module is the I/O around :mod:`churnguard.scoring` (which computes the lists from
-frames and params): the lock, the model, the snapshot the engine builds, the previous
-list, and the files.
+frames and params): the lock, the model, the snapshot (built by the engine, or the
+features stage's ``current.parquet`` once checked), the previous list, and the files.
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ from churnguard.scoring import (
     build_lists,
     data_freshness,
     params_digest,
+    snapshot_mismatch,
 )
 from churnguard.timing import timed
 from churnguard.value import amount_basis
@@ -275,6 +276,7 @@ def run_score(
     ledger: Path | None = None,
     record: bool = True,
     uplift_confidence: float = 0.95,
+    snapshot: Path | None = None,
 ) -> dict[str, Any]:
     """Score, write lists and report, and return the summary (with ``status``).
 
@@ -282,7 +284,12 @@ def run_score(
     (both arms) is recorded there before the new lists are swapped in — unless ``record``
     is false (inside ``dvc exp run``). The report shows the save rates measured on the
     ledger's earlier lists as known at ``as_of`` (``uplift_confidence``:
-    ``outcomes.confidence``, the level of their intervals)."""
+    ``outcomes.confidence``, the level of their intervals).
+
+    ``snapshot``: the as-of snapshot the features stage wrote (``current.parquet``), scored
+    instead of building it again — only when the record beside it (``current.json``) says
+    it was built from these transactions for this as-of date and these feature params
+    (exit 3 otherwise, naming what to re-run)."""
     tx = Path(transactions or sp.transactions)
     if not tx.exists():
         raise DataError(
@@ -329,6 +336,7 @@ def run_score(
             ledger=ledger,
             record=record,
             uplift_confidence=uplift_confidence,
+            snapshot=snapshot,
         )
     except OSError as exc:
         err = output_error(exc, "lists", out_dir)
@@ -357,6 +365,7 @@ def _score_locked(
     ledger: Path | None = None,
     record: bool = True,
     uplift_confidence: float = 0.95,
+    snapshot: Path | None = None,
 ) -> dict[str, Any]:
     from churnguard import feedback
     from churnguard import ledger as ledger_mod
@@ -388,6 +397,8 @@ def _score_locked(
             # the report's measured save rates: every earlier list, at this interval level
             inputs["earlier_lists_digest"] = ledger_mod.earlier_lists_digest(ledger, as_of)
             inputs["uplift_confidence"] = uplift_confidence
+        if snapshot is not None:  # before any work: a stale snapshot stops the run
+            _check_snapshot(snapshot, as_of, fp, inputs["transactions_md5"])
         # the engine changes which files are written (Spark adds partitioned Parquet), not
         # their content: it keys the manifest but stays out of summary.json
         keyed = {**inputs, "engine": engine.name}
@@ -405,7 +416,9 @@ def _score_locked(
             if in_place
             else _previous_list(out_dir.parent, as_of)
         )
-        snap, scoring_model = runner.score_snapshot(tx, as_of, fp.lost_after_days, loaded)
+        snap, scoring_model = runner.score_snapshot(
+            tx, as_of, fp.lost_after_days, loaded, snapshot=snapshot
+        )
         run = build_lists(
             snap,
             scoring_model,
@@ -486,6 +499,35 @@ def _score_locked(
         out_dir,
     )
     return {**summary, "status": "written", "output_dir": str(out_dir)}
+
+
+def _check_snapshot(
+    snapshot: Path, as_of: dt.date, fp: FeaturesParams, transactions_md5: str
+) -> None:
+    """Refuse (exit 3) a snapshot from the features stage that is not the one this run would
+    build: its record (the ``.json`` beside it, :func:`churnguard.feature_defs.current_meta`)
+    must name these transactions, this as-of date and ``features.lost_after_days``."""
+    meta_path = snapshot.with_suffix(".json")
+    fix = "re-run `churnguard features` (`dvc repro features`), or score without --snapshot"
+    if not snapshot.is_file():
+        raise DataError(f"{snapshot}: snapshot not found; {fix}")
+    meta = _read_json_dict(meta_path)
+    if meta is None:
+        raise DataError(
+            f"{snapshot}: {meta_path}, the record of what it was built from, is missing or "
+            f"unreadable; {fix}"
+        )
+    problems = snapshot_mismatch(
+        meta,
+        as_of=as_of,
+        lost_after_days=fp.lost_after_days,
+        transactions_md5=transactions_md5,
+        snapshot_md5=file_md5(snapshot),
+    )
+    if problems:
+        raise DataError(
+            f"{snapshot}: not the snapshot this run would build ({'; '.join(problems)}); {fix}"
+        )
 
 
 def _parquet_metadata(path: Path) -> dict[bytes, bytes] | None:

@@ -737,3 +737,39 @@ def build_lists(
         },
     )
     return ScoredLists(scored, present, lists, movers, gone, summary)
+
+
+def snapshot_mismatch(
+    meta: Mapping[str, Any],
+    *,
+    as_of: dt.date,
+    lost_after_days: int,
+    transactions_md5: str,
+    snapshot_md5: str,
+) -> list[str]:
+    """Why a snapshot the features stage wrote is not the one this run would build, from
+    the record beside it (:func:`churnguard.feature_defs.current_meta`); empty when it is.
+
+    The scoring snapshot depends on the transactions, the as-of date and
+    ``features.lost_after_days`` only (the BTYD columns are fitted again when the scorer
+    needs them), so a match on all three, and on the file's own digest, means the same rows
+    as building it here."""
+    problems = []
+    if meta.get("snapshot_md5") != snapshot_md5:
+        problems.append("the file changed since `churnguard features` wrote it")
+    if meta.get("as_of") != as_of.isoformat():
+        problems.append(
+            f"it was built for as-of {meta.get('as_of')}, this run scores at {as_of} "
+            "(features.as_of and score.as_of / --as-of must agree)"
+        )
+    if meta.get("lost_after_days") != lost_after_days:
+        problems.append(
+            f"it was built with features.lost_after_days {meta.get('lost_after_days')}, "
+            f"params.yaml now says {lost_after_days}"
+        )
+    if meta.get("transactions_md5") != transactions_md5:
+        problems.append(
+            f"it was built from other transactions ({meta.get('transactions')} as it was "
+            "then) than the ones scored now"
+        )
+    return problems

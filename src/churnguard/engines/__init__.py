@@ -60,10 +60,17 @@ class Engine(Protocol):
         ...
 
     def score_snapshot(
-        self, transactions: str | Path, as_of: dt.date, lost_after_days: int, loaded: LoadedModel
+        self,
+        transactions: str | Path,
+        as_of: dt.date,
+        lost_after_days: int,
+        loaded: LoadedModel,
+        snapshot: str | Path | None = None,
     ) -> tuple[pd.DataFrame, Scorer]:
         """The snapshot at ``as_of`` (pandas, as DuckDB gives it) and a scorer for it
-        (:class:`churnguard.scoring.Scorer`)."""
+        (:class:`churnguard.scoring.Scorer`). ``snapshot``: read that file (the features
+        stage's ``current.parquet``, already checked to be this snapshot) instead of
+        building it; the BTYD columns are fitted again when the scorer needs them."""
         ...
 
     def extra_score_files(self, folder: Path, present: pd.DataFrame) -> list[str]:
