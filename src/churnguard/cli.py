@@ -327,6 +327,15 @@ def score(
     output_dir: Annotated[
         Path | None, typer.Option(help="Write here instead of <score.output_root>/<as_of>/.")
     ] = None,
+    snapshot: Annotated[
+        Path | None,
+        typer.Option(
+            help="Score the as-of snapshot `churnguard features` wrote (e.g. "
+            "data/features/current.parquet) instead of building it; refused (exit 3) unless "
+            "the current.json beside it says it was built from these transactions for this "
+            "as-of date and features.lost_after_days."
+        ),
+    ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Rewrite even when inputs are unchanged.")
     ] = False,
@@ -383,6 +392,7 @@ def score(
         ledger=Path(p.outcomes.ledger) if p.outcomes.ledger else None,
         record=ledger_mod.recording_allowed(),
         uplift_confidence=p.outcomes.confidence,
+        snapshot=snapshot,
     )
     if as_json:
         typer.echo(json.dumps(summary, sort_keys=True, ensure_ascii=False))

@@ -24,14 +24,12 @@ import numpy as np
 import pandas as pd
 
 from churnguard.errors import DataError
+from churnguard.formulas import is_formula_like
 from churnguard.io import write_bytes_atomic
 from churnguard.timing import timed
 
-# A text cell starting with one of these is prefixed with "'" (OWASP CSV injection advice;
-# leading tab/CR/LF included, and the full-width forms some East Asian spreadsheets accept).
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "＠")
-# ... and so is one where these follow leading whitespace or invisible (category C*) characters.
-_FORMULA_CHARS = ("=", "+", "-", "@", "＝", "＋", "－", "＠")
+# A formula-like text cell (churnguard.formulas) is prefixed with "'" (OWASP CSV injection
+# advice), and so is one that already starts with it.
 TEXT_PREFIX = "'"
 IDENTIFIERS: tuple[str, ...] = ("customer_id",)
 BOM = b"\xef\xbb\xbf"
@@ -47,19 +45,6 @@ def _raise_csv_field_limit() -> None:
 
 
 # --------------------------------------------------------------------------- formula safety
-
-
-def _lstrip_invisible(value: str) -> str:
-    """``value`` without its leading whitespace and control/format characters (category C*)."""
-    for i, ch in enumerate(value):
-        if not (ch.isspace() or unicodedata.category(ch)[0] == "C"):
-            return value[i:]
-    return ""
-
-
-def is_formula_like(value: str) -> bool:
-    """Would a spreadsheet (or the OWASP rule) treat this text cell as a formula?"""
-    return value.startswith(FORMULA_PREFIXES) or _lstrip_invisible(value).startswith(_FORMULA_CHARS)
 
 
 def _needs_prefix(value: str) -> bool:

@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 FEATURES_SQL = "sql/features.sql"
 SNAPSHOTS_FILE = "snapshots.parquet"
 CURRENT_FILE = "current.parquet"
+# what current.parquet was built from: `churnguard score --snapshot` scores it only when it
+# is the snapshot the run would build (churnguard.scoring.snapshot_mismatch)
+CURRENT_META_FILE = "current.json"
 CUTOFFS_FILE = "cutoffs.json"
 CHAIN_FILE = "chain.parquet"  # chained plans: snapshots that calibrate the chained horizon
 WINDOWS_DAYS = (30, 90, 180, 365)
@@ -338,6 +341,25 @@ def run_summary(
             "n/a" if row["churn_rate_active"] is None else f"{100 * row['churn_rate_active']:.1f}%",
         )
     return summary
+
+
+def current_meta(
+    as_of: str,
+    lost_after_days: int,
+    transactions: str,
+    transactions_md5: str,
+    snapshot_md5: str,
+) -> dict[str, Any]:
+    """``current.json``: what ``current.parquet`` (digest ``snapshot_md5``) was built from —
+    the as-of date, ``features.lost_after_days`` and the transactions (path and digest), all
+    the scoring snapshot depends on besides the SQL."""
+    return {
+        "as_of": as_of,
+        "lost_after_days": lost_after_days,
+        "transactions": transactions,
+        "transactions_md5": transactions_md5,
+        "snapshot_md5": snapshot_md5,
+    }
 
 
 CHAIN_KEYS = ("chain_origin", "chain_step")

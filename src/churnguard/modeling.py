@@ -180,7 +180,7 @@ def chained_churn(scorer: Any, steps: pd.DataFrame) -> pd.Series:
 
 
 class ChainedScores:
-    """Stands in for a chained scorer inside ``score.score_frame``: P(churn) over the
+    """Stands in for a chained scorer inside ``scoring.score_frame``: P(churn) over the
     target horizon was chained from the step snapshots (:func:`chained_churn`); feature
     checks and reasons come from the base scorer on the as-of snapshot (the drivers of the
     first step's risk)."""

@@ -143,6 +143,17 @@ def test_score_json_summary_and_exit_codes(tmp_path, pipeline):
     assert missing.exit_code == 4 and "not a churnguard model folder" in missing.output
 
 
+def test_score_reads_the_features_snapshot_only_when_it_matches(tmp_path, pipeline):
+    params = _score_params(tmp_path, pipeline)
+    snapshot = Path(pipeline.features.output_dir) / "current.parquet"
+    args = ["score", "--params", str(params), "--model", pipeline.train.model_dir]
+    ok = runner.invoke(app, [*args, "--snapshot", str(snapshot), "--as-of", "2024-12-31"])
+    assert ok.exit_code == 0, ok.output
+    stale = runner.invoke(app, [*args, "--snapshot", str(snapshot), "--as-of", "2024-12-30"])
+    assert stale.exit_code == 3, stale.output
+    assert "built for as-of 2024-12-31" in " ".join(stale.output.split())
+
+
 def test_report_crr_prints_a_table(tmp_path, pipeline):
     params = _score_params(tmp_path, pipeline)
     out = tmp_path / "crr.csv"

@@ -12,7 +12,8 @@ import pytest
 
 from churnguard.config import ReportParams, load_params
 from churnguard.errors import DataError
-from churnguard.score import data_freshness, run_score
+from churnguard.score import run_score
+from churnguard.scoring import data_freshness
 
 REPO = Path(__file__).resolve().parents[2]
 LAST = dt.date(2024, 12, 31)  # the fixture's data ends here

@@ -21,7 +21,8 @@ from churnguard.config import OutcomesParams, ReportParams, load_params
 from churnguard.csvsafe import read_excel_csv, write_excel_csv_atomic
 from churnguard.feedback import run_import
 from churnguard.io import dumps_json
-from churnguard.score import RISK_LIST_SCHEMA, _previous_list, run_score
+from churnguard.score import _previous_list, run_score
+from churnguard.scoring import RISK_LIST_SCHEMA
 
 # columns lists written before the control group lack
 RISK_LIST_ADDED = ("action", "arm", "scored_by")

@@ -399,7 +399,7 @@ def test_hostile_names_and_ids_round_trip_through_two_weekly_runs(pipeline, tmp_
     import io
 
     from churnguard.csvsafe import read_excel_csv
-    from churnguard.score import RISK_LIST_SCHEMA
+    from churnguard.scoring import RISK_LIST_SCHEMA
 
     tx, new_ids = _hostile_transactions(pipeline, tmp_path)
     root = tmp_path / "scores"

@@ -17,7 +17,8 @@ from churnguard.config import ReportParams, ScoreParams, load_params
 from churnguard.errors import DataError, LockedError, ModelError
 from churnguard.io import backup_name, folder_lock, restore_interrupted_swap
 from churnguard.modeling import ChurnModel
-from churnguard.score import run_score, score_frame
+from churnguard.score import run_score
+from churnguard.scoring import score_frame
 
 REPO = Path(__file__).resolve().parents[2]
 AS_OF = dt.date(2024, 12, 31)
@@ -176,7 +177,7 @@ def test_empty_population_is_a_data_error(pipeline, tmp_path):
 
 
 def test_change_statuses_from_hand_built_lists():
-    from churnguard.score import compare_with_previous
+    from churnguard.scoring import compare_with_previous
 
     cur = pd.DataFrame(
         {
@@ -277,7 +278,8 @@ def test_a_folder_rewritten_in_place_compares_with_the_list_it_held(pipeline, tm
     """The DVC stage writes scores/latest with --output-dir: `change` must still work, and a
     re-run for the same date must compare with the same earlier list (byte-identical)."""
     from churnguard.csvsafe import read_excel_csv
-    from churnguard.score import PREVIOUS_LIST_FILE, RISK_LIST_SCHEMA
+    from churnguard.score import PREVIOUS_LIST_FILE
+    from churnguard.scoring import RISK_LIST_SCHEMA
 
     out = tmp_path / "latest"
     week1 = AS_OF - dt.timedelta(days=7)
@@ -335,3 +337,93 @@ def test_each_manager_gets_a_workbook_and_a_page_matching_their_list(scored):
         page = (out / page_rel).read_text(encoding="utf-8")
         assert "Do these first" in page and f'href="{quote(Path(xlsx_rel).name)}"' in page
         assert f'href="{quote(page_rel)}"' in report
+
+
+def _features_copy(pipeline, tmp_path: Path) -> Path:
+    """The fixture's features folder, copied so a test may alter it."""
+    import shutil
+
+    folder = tmp_path / "features"
+    shutil.copytree(pipeline.features.output_dir, folder)
+    return folder
+
+
+def test_the_features_snapshot_is_scored_byte_identically_without_building_it(
+    pipeline, tmp_path, monkeypatch
+):
+    """``--snapshot`` (the DVC score stage): current.parquet from the features stage is read,
+    not built again with the feature SQL, and every file written is the same, byte for byte
+    (the manifest and summary included: the snapshot keys nothing new)."""
+    from churnguard.engines import duckdb as duck
+    from churnguard.feature_defs import CURRENT_FILE
+
+    built = run(pipeline, tmp_path / "built", as_of=AS_OF)
+
+    def no_sql(*args, **kwargs):
+        raise AssertionError("the as-of snapshot was built again")
+
+    monkeypatch.setattr(duck, "snapshot_frame", no_sql)
+    snapshot = Path(pipeline.features.output_dir) / CURRENT_FILE
+    read = run(pipeline, tmp_path / "read", as_of=AS_OF, snapshot=snapshot)
+    assert read["status"] == built["status"] == "written"
+    assert files(tmp_path / "read" / AS_OF.isoformat()) == files(
+        tmp_path / "built" / AS_OF.isoformat()
+    )
+
+
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("other as-of date", "built for as-of 2024-12-31, this run scores at 2024-12-24"),
+        (
+            "other lost_after_days",
+            "built with features.lost_after_days 365, params.yaml now says 300",
+        ),
+        ("other transactions", "built from other transactions"),
+        ("snapshot edited", "changed since `churnguard features` wrote it"),
+        ("no record", "current.json, the record of what it was built from, is missing"),
+        ("no snapshot", "snapshot not found"),
+    ],
+)
+def test_a_snapshot_that_is_not_the_one_this_run_would_build_is_refused(
+    pipeline, tmp_path, case, expected
+):
+    """Exit 3 before any list is written, naming the file, why, and what to re-run."""
+    import pyarrow.parquet as pq
+
+    from churnguard.feature_defs import CURRENT_FILE, CURRENT_META_FILE
+
+    folder = _features_copy(pipeline, tmp_path)
+    snapshot = folder / CURRENT_FILE
+    fp, as_of, tx = pipeline.features, AS_OF, pipeline.transactions
+    if case == "other as-of date":
+        as_of = AS_OF - dt.timedelta(days=7)
+    elif case == "other lost_after_days":
+        fp = fp.model_copy(update={"lost_after_days": 300})
+    elif case == "other transactions":  # the same dates, one line fewer
+        table = pq.read_table(tx)
+        tx = tmp_path / "transactions.parquet"
+        pq.write_table(table.slice(1), tx)
+    elif case == "snapshot edited":
+        pq.write_table(pq.read_table(snapshot).slice(1), snapshot)
+    elif case == "no record":
+        (folder / CURRENT_META_FILE).unlink()
+    else:
+        snapshot.unlink()
+    out = tmp_path / "scores"
+    with pytest.raises(DataError) as err:
+        run_score(
+            score_params().model_copy(update={"output_root": str(out)}),
+            fp,
+            ReportParams(),
+            pipeline.engine,
+            as_of=as_of,
+            model=pipeline.train.model_dir,
+            transactions=tx,
+            snapshot=snapshot,
+        )
+    message = str(err.value)
+    assert err.value.exit_code == 3
+    assert message.startswith(f"{snapshot}: ") and expected in message, message
+    assert "re-run `churnguard features` (`dvc repro features`)" in message
+    assert not (out / as_of.isoformat() / "risk_list.csv").exists()

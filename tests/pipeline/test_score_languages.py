@@ -15,7 +15,8 @@ import pytest
 from churnguard.config import ReportParams, load_params
 from churnguard.csvsafe import read_excel_csv
 from churnguard.i18n import LEFT_LIST_ACTIONS, left_list_action
-from churnguard.score import RISK_LIST_SCHEMA, run_score
+from churnguard.score import run_score
+from churnguard.scoring import RISK_LIST_SCHEMA
 
 REPO = Path(__file__).resolve().parents[2]
 AS_OF = dt.date(2024, 12, 31)

@@ -15,8 +15,9 @@ import pytest
 from churnguard.config import EvaluateParams, ReportParams, load_params
 from churnguard.csvsafe import read_excel_csv
 from churnguard.evaluate import run_evaluate
-from churnguard.score import RISK_LIST_SCHEMA, run_score
+from churnguard.score import run_score
 from churnguard.scorers import load_scorer, scorer_digest, scorer_folder
+from churnguard.scoring import RISK_LIST_SCHEMA
 from churnguard.train import run_train
 
 REPO = Path(__file__).resolve().parents[2]
@@ -153,7 +154,7 @@ def test_a_list_written_before_a_column_was_added_still_compares(tmp_path):
     """The next run reads back only the columns `change` needs (PREVIOUS_SCHEMA), so
     adding a column to the lists never turns last week's list into 'first list'."""
     from churnguard.csvsafe import write_excel_csv_atomic
-    from churnguard.score import PREVIOUS_SCHEMA, RISK_LIST_COLUMNS
+    from churnguard.scoring import PREVIOUS_SCHEMA, RISK_LIST_COLUMNS
 
     old_columns = [c for c in RISK_LIST_COLUMNS if c != "scored_by"]
     row = {c: "" for c in old_columns}

@@ -19,7 +19,8 @@ from churnguard.config import IngestParams, ReportParams, SourceParams, load_par
 from churnguard.csvsafe import read_excel_csv
 from churnguard.ingest import run_ingest
 from churnguard.io import dumps_json
-from churnguard.score import MANAGER_COLUMNS, RISK_LIST_SCHEMA, run_score
+from churnguard.score import run_score
+from churnguard.scoring import MANAGER_COLUMNS, RISK_LIST_SCHEMA
 
 REPO = Path(__file__).resolve().parents[2]
 AS_OF = dt.date(2024, 12, 31)

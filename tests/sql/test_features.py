@@ -326,8 +326,22 @@ def test_parts_left_by_a_killed_run_are_removed(pipeline, tmp_path):
     F.run_features(pipeline.features.model_copy(update={"output_dir": str(out)}), pipeline.engine)
     assert not stale.exists()
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [F.SNAPSHOTS_FILE, F.CURRENT_FILE, F.CUTOFFS_FILE, CHAIN_FILE]
+        [F.SNAPSHOTS_FILE, F.CURRENT_FILE, F.CURRENT_META_FILE, F.CUTOFFS_FILE, CHAIN_FILE]
     )
+
+
+def test_current_json_records_what_the_as_of_snapshot_was_built_from(pipeline):
+    """What `churnguard score --snapshot` checks before scoring current.parquet."""
+    from churnguard.io import file_md5
+
+    folder = Path(pipeline.features.output_dir)
+    assert json_load(folder / F.CURRENT_META_FILE) == {
+        "as_of": json_load(folder / F.CUTOFFS_FILE)["as_of"],
+        "lost_after_days": pipeline.features.lost_after_days,
+        "transactions": str(pipeline.transactions),
+        "transactions_md5": file_md5(pipeline.transactions),
+        "snapshot_md5": file_md5(folder / F.CURRENT_FILE),
+    }
 
 
 def json_load(path: Path):
@@ -356,3 +370,26 @@ def test_auto_cutoffs_per_query_bounds_lines_times_cutoffs_by_memory():
         FeaturesParams(cutoffs_per_query=0)
     with pytest.raises(Exception, match="cutoffs_per_query"):
         FeaturesParams(cutoffs_per_query="sometimes")
+
+
+def test_reading_current_parquet_gives_the_frame_the_sql_builds(pipeline, tmp_path):
+    """What ``score --snapshot`` scores is exactly the frame scoring would build (dtypes,
+    row order, values); BTYD columns in the file are left out (fitted again if needed)."""
+    import shutil
+
+    from churnguard.engines.duckdb import add_btyd_to_parquet, read_snapshot
+
+    folder = Path(pipeline.features.output_dir)
+    as_of = dt.date.fromisoformat(json_load(folder / F.CUTOFFS_FILE)["as_of"])
+    built = F.snapshot_frame(
+        pipeline.transactions, as_of, pipeline.features.lost_after_days, pipeline.engine
+    )
+    pd.testing.assert_frame_equal(
+        read_snapshot(folder / F.CURRENT_FILE, pipeline.engine), built, check_exact=True
+    )
+    with_btyd = tmp_path / F.CURRENT_FILE
+    shutil.copy(folder / F.CURRENT_FILE, with_btyd)
+    add_btyd_to_parquet(str(with_btyd))
+    pd.testing.assert_frame_equal(
+        read_snapshot(with_btyd, pipeline.engine), built, check_exact=True
+    )

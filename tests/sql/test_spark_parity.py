@@ -254,3 +254,35 @@ def test_scores_and_lists_identical(spark, pipeline, workdir, engine):
         merged["p_churn"].to_numpy(), merged["p_churn_pq"].to_numpy(), equal_nan=True
     )
     assert (merged["rank"] == merged["rank_pq"]).all()
+
+
+def test_score_on_spark_reads_the_snapshot_spark_built(spark, pipeline, workdir, engine):
+    """``churnguard score --snapshot`` on Spark (the DVC stage with engine.name: spark):
+    P(churn) through the UDF on the current.parquet Spark's features stage wrote, every
+    file byte-identical to building the snapshot (manifest included)."""
+    from churnguard.score import run_score
+
+    p = load_params(ROOT / "params.yaml")
+    on_spark = engine.model_copy(update={"name": "spark"})
+    fp = _features(workdir, "spark")
+    if not (Path(fp.output_dir) / F.CURRENT_META_FILE).is_file():
+        F.run_features(fp, on_spark)
+    out = {}
+    for name, snapshot in (("built", None), ("read", Path(fp.output_dir) / F.CURRENT_FILE)):
+        out[name] = workdir / f"scores_spark_{name}"
+        summary = run_score(
+            p.score,
+            fp,
+            p.report,
+            on_spark,
+            model=str(pipeline.train.model_dir),
+            output_dir=out[name],
+            transactions=workdir / "transactions.parquet",
+            snapshot=snapshot,
+        )
+        assert summary["status"] == "written" and summary["customers_on_lists"] > 0
+    built = sorted(f.relative_to(out["built"]) for f in out["built"].rglob("*") if f.is_file())
+    read = sorted(f.relative_to(out["read"]) for f in out["read"].rglob("*") if f.is_file())
+    assert read == built
+    for rel in built:
+        assert filecmp.cmp(out["built"] / rel, out["read"] / rel, shallow=False), f"{rel} differs"

@@ -11,12 +11,8 @@ from hypothesis import strategies as st
 
 from churnguard.actions import assign_actions, match_playbook, risk_band, value_tier
 from churnguard.config import ActionRule, OverflowAction, RiskBands, ScoreParams, ValueTiers
-from churnguard.csvsafe import (
-    FORMULA_PREFIXES,
-    excel_safe_frame,
-    safe_file_stem,
-    write_excel_csv_atomic,
-)
+from churnguard.csvsafe import excel_safe_frame, safe_file_stem, write_excel_csv_atomic
+from churnguard.formulas import FORMULA_PREFIXES
 
 CALL = ActionRule(
     name="call",

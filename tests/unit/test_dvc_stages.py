@@ -322,6 +322,17 @@ def test_dvc_plots_rank_without_model_raw_and_show_the_pngs() -> None:
     assert png in [_resolve(o, params) for o in outs]
 
 
+def test_score_stage_scores_the_snapshot_the_features_stage_built() -> None:
+    """current.parquet is read, not built a second time: the score stage passes it with
+    --snapshot and depends on it and on the record that lets score check it."""
+    stages = _stages()
+    snapshot = "${features.output_dir}/current.parquet"
+    record = "${features.output_dir}/current.json"
+    assert {snapshot, record} <= set(stages["features"]["outs"])
+    assert f"--snapshot {snapshot}" in stages["score"]["cmd"]
+    assert {snapshot, record} <= set(stages["score"]["deps"])
+
+
 def test_score_stage_keeps_the_previous_run_so_change_works() -> None:
     """DVC deletes a stage's outputs before running it unless they persist: scores/latest must
     survive until score replaces it (atomically), or every row would say `first list`."""

@@ -19,11 +19,11 @@ from churnguard.config import ActionRule, RiskBands, ScoreParams
 from churnguard.csvsafe import read_excel_csv, write_excel_csv_atomic
 from churnguard.modeling import ChurnModel, LoadedModel
 from churnguard.report import render_html
-from churnguard.score import (
+from churnguard.scoring import (
     RISK_LIST_SCHEMA,
-    _present,
     build_summary,
     compare_with_previous,
+    present_columns,
     score_frame,
 )
 
@@ -196,7 +196,7 @@ def scored_with_change(model) -> pd.DataFrame:
 
 def test_risk_list_has_empty_cells_for_lapsed_and_reads_back(model, tmp_path):
     scored = scored_with_change(model)
-    present = _present(scored)
+    present = present_columns(scored)
     path = tmp_path / "risk_list.csv"
     write_excel_csv_atomic(path, present)
     back = by_id(read_excel_csv(path, RISK_LIST_SCHEMA))

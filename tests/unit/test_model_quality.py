@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from churnguard.score import model_quality
+from churnguard.scoring import model_quality
 
 GOOD = {
     "model": {"roc_auc": 0.783, "pr_auc": 0.817, "brier": 0.189},

@@ -14,7 +14,7 @@ from churnguard.config import ActionRule, OverflowAction, ReportParams, ScorePar
 from churnguard.explain import PHRASE_COLUMNS, phrase, top_reasons
 from churnguard.i18n import translator
 from churnguard.modeling import ChurnModel
-from churnguard.score import _present, compare_with_previous, manager_lists, score_frame
+from churnguard.scoring import compare_with_previous, manager_lists, present_columns, score_frame
 
 Row = namedtuple("Row", PHRASE_COLUMNS)
 BASE = dict(
@@ -242,15 +242,15 @@ def test_each_manager_reads_their_list_in_their_language(model):
     english = score(model, ReportParams(), {})
     mixed = score(model, ReportParams(), languages)
     # risk_list.csv is in report.language: the same, byte for byte, whoever reads what
-    pd.testing.assert_frame_equal(_present(english), _present(mixed))
+    pd.testing.assert_frame_equal(present_columns(english), present_columns(mixed))
 
     lists = manager_lists(
-        _present(mixed),
+        present_columns(mixed),
         pd.DataFrame(),
         local=mixed[["manager_action", "manager_reasons"]],
         languages={"Tom": "en", "Sara": "fa", "Khalid": "ar"},
     )
-    plain = manager_lists(_present(english), pd.DataFrame())
+    plain = manager_lists(present_columns(english), pd.DataFrame())
     pd.testing.assert_frame_equal(lists["Tom"], plain["Tom"])  # English is unchanged
     sara, khalid = lists["Sara"].set_index("customer_id"), lists["Khalid"].set_index("customer_id")
     assert sara.loc["C2", "recommended_action"] == "با مشتری تماس بگیرید"
@@ -275,7 +275,7 @@ def test_each_manager_reads_their_list_in_their_language(model):
 
 def test_the_report_language_writes_risk_list_texts_and_managers_keep_theirs(model):
     persian = score(model, ReportParams(language="fa"), {"Tom": "en"})
-    present = _present(persian).set_index("customer_id")
+    present = present_columns(persian).set_index("customer_id")
     assert present.loc["C2", "recommended_action"] == "با مشتری تماس بگیرید"
     assert "300 روز است که سفارشی نداده" in present.loc["C0", "reasons"]
     tom = persian.set_index("customer_id").loc["C0"]
@@ -283,7 +283,9 @@ def test_the_report_language_writes_risk_list_texts_and_managers_keep_theirs(mod
     assert "No order for 300 days; usually orders every 60 days" in tom["manager_reasons"]
     english = score(model, ReportParams(), {})
     numbers = ["churn_risk_pct", "p_churn", "expected_net_benefit", "rank", "risk_band", "change"]
-    pd.testing.assert_frame_equal(_present(persian)[numbers], _present(english)[numbers])
+    pd.testing.assert_frame_equal(
+        present_columns(persian)[numbers], present_columns(english)[numbers]
+    )
 
 
 def test_customers_who_left_are_told_in_the_manager_s_language(model):
@@ -298,13 +300,13 @@ def test_customers_who_left_are_told_in_the_manager_s_language(model):
         }
     )
     lists = manager_lists(
-        _present(scored),
+        present_columns(scored),
         gone,
         local=scored[["manager_action", "manager_reasons"]],
         languages={"Sara": "fa", "Nour": "ar", "Tom": "en", "Khalid": "en"},
     )
     assert lists["Sara"].iloc[-1]["recommended_action"] == "دوباره خرید کرده است: از او تشکر کنید"
     assert lists["Nour"].iloc[-1]["recommended_action"] == "لا إجراء مطلوب هذا الأسبوع"
-    assert manager_lists(_present(scored), gone)["Nour"].iloc[-1]["recommended_action"] == (
+    assert manager_lists(present_columns(scored), gone)["Nour"].iloc[-1]["recommended_action"] == (
         "No action this week"
     )

@@ -22,13 +22,13 @@ from churnguard.csvsafe import (
     MAX_STEM_BYTES,
     MalformedCsvError,
     excel_csv_text,
-    is_formula_like,
     neutralise_cell,
     read_excel_csv,
     safe_file_stem,
     unneutralise_cell,
     write_excel_csv_atomic,
 )
+from churnguard.formulas import is_formula_like
 from churnguard.io import atomic_path
 
 CONTROLS = (

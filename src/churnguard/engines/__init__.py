@@ -24,24 +24,13 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from churnguard.config import EngineParams, FeaturesParams
     from churnguard.modeling import LoadedModel
+    from churnguard.scoring import Scorer
 
 # engine.name → "module:class"
 ENGINES: dict[str, str] = {
     "duckdb": "churnguard.engines.duckdb:DuckDBEngine",
     "spark": "churnguard.engines.spark:SparkEngine",
 }
-
-
-@runtime_checkable
-class Scorer(Protocol):
-    """What scoring needs from a model once the engine has run it (``ChurnModel`` or a
-    stand-in holding probabilities the engine computed)."""
-
-    features: list[str]
-
-    def check_features(self, frame: pd.DataFrame) -> None: ...
-    def predict(self, frame: pd.DataFrame) -> Any: ...
-    def contributions(self, frame: pd.DataFrame) -> pd.DataFrame: ...
 
 
 @runtime_checkable
@@ -74,9 +63,17 @@ class Engine(Protocol):
         ...
 
     def score_snapshot(
-        self, transactions: str | Path, as_of: dt.date, lost_after_days: int, loaded: LoadedModel
+        self,
+        transactions: str | Path,
+        as_of: dt.date,
+        lost_after_days: int,
+        loaded: LoadedModel,
+        snapshot: str | Path | None = None,
     ) -> tuple[pd.DataFrame, Scorer]:
-        """The snapshot at ``as_of`` (pandas, as DuckDB gives it) and a scorer for it."""
+        """The snapshot at ``as_of`` (pandas, as DuckDB gives it) and a scorer for it
+        (:class:`churnguard.scoring.Scorer`). ``snapshot``: read that file (the features
+        stage's ``current.parquet``, already checked to be this snapshot) instead of
+        building it; the BTYD columns are fitted again when the scorer needs them."""
         ...
 
     def extra_score_files(self, folder: Path, present: pd.DataFrame) -> list[str]:

@@ -22,6 +22,7 @@ from churnguard.db import connect, sql_string
 from churnguard.errors import DataError
 from churnguard.feature_defs import (
     CHAIN_FILE,
+    COLUMN_NAMES,
     CURRENT_FILE,
     CUTOFFS_FILE,
     SNAPSHOTS_FILE,
@@ -211,6 +212,23 @@ def snapshot_frame(
         con.close()
 
 
+@timed("snapshot (read)")
+def read_snapshot(path: str | Path, engine: EngineParams) -> pd.DataFrame:
+    """A snapshot file the features stage wrote (``current.parquet``) exactly as
+    :func:`snapshot_frame` gives the same snapshot: the feature SQL's columns (not the BTYD
+    ones, which scoring adds when the scorer needs them), in its row order."""
+    con = connect(engine)
+    try:
+        return con.execute(
+            f"select {', '.join(COLUMN_NAMES)} from read_parquet({sql_string(str(path))}) "
+            "order by cutoff_date, customer_id"
+        ).df()
+    except duckdb.Error as exc:
+        raise DataError(f"{path}: not a feature snapshot ({type(exc).__name__}: {exc})") from None
+    finally:
+        con.close()
+
+
 def chain_frame(
     transactions: str | Path,
     plan: Plan,
@@ -376,10 +394,20 @@ class DuckDBEngine:
         return summary
 
     def score_snapshot(
-        self, transactions: str | Path, as_of: dt.date, lost_after_days: int, loaded: LoadedModel
+        self,
+        transactions: str | Path,
+        as_of: dt.date,
+        lost_after_days: int,
+        loaded: LoadedModel,
+        snapshot: str | Path | None = None,
     ) -> tuple[pd.DataFrame, ChurnModel | ChainedScores]:
         btyd = needs_btyd(loaded.model)
-        snap = with_btyd(snapshot_frame(transactions, as_of, lost_after_days, self.params), btyd)
+        snap = with_btyd(
+            read_snapshot(snapshot, self.params)
+            if snapshot is not None
+            else snapshot_frame(transactions, as_of, lost_after_days, self.params),
+            btyd,
+        )
         if not is_chained(loaded.model):
             return snap, loaded.model
         return snap, chained_scores(

@@ -24,7 +24,7 @@ Scoring
     The current snapshot is built on Spark; P(churn) comes from the MLflow pyfunc model
     through ``mlflow.pyfunc.spark_udf`` (the registered champion, or a ``models/`` folder
     wrapped as the same pyfunc training logs). The per-customer rows then go through the
-    same Python code as the DuckDB path (``score.score_frame``: value, playbook, net
+    same Python code as the DuckDB path (``scoring.score_frame``: value, playbook, net
     benefit, capacity, SHAP reasons for listed customers only), so the lists are identical.
 
 Engine differences and how each is handled (the parity test checks them):
@@ -761,7 +761,7 @@ def _upto(transactions: DataFrame, day: dt.date) -> DataFrame:
 
 
 class SparkPredictions:
-    """Stands in for :class:`ChurnModel` inside ``score.score_frame``: the probabilities were
+    """Stands in for :class:`ChurnModel` inside ``scoring.score_frame``: the probabilities were
     computed on Spark by the pyfunc UDF; feature checks and SHAP reasons (listed customers
     only) still come from the same booster."""
 
@@ -825,10 +825,13 @@ def score_snapshot(
     loaded: LoadedModel,
     engine: EngineParams,
     spark: SparkSession | None = None,
+    snapshot: str | Path | None = None,
 ) -> tuple[pd.DataFrame, SparkPredictions | ChainedScores]:
     """Current snapshot and P(churn) on Spark → (snapshot as DuckDB gives it, model stand-in).
 
-    A chained model's step snapshots are built on Spark and scored in Python."""
+    A chained model's step snapshots are built on Spark and scored in Python. ``snapshot``:
+    the as-of snapshot is read from that file (the features stage's ``current.parquet``)
+    instead of being built."""
     import mlflow.pyfunc
     from pyspark.sql import functions as F
 
@@ -849,7 +852,11 @@ def score_snapshot(
                 frame = feature_frame(s, upto, cutoffs, None, lost_after_days)
                 return _to_duckdb_pandas(frame.orderBy("cutoff_date", "customer_id").toArrow())
 
-            snap = build([as_of])
+            if snapshot is not None:
+                frame = s.read.parquet(str(snapshot)).select(*COLUMN_NAMES)
+                snap = _to_duckdb_pandas(frame.orderBy("cutoff_date", "customer_id").toArrow())
+            else:
+                snap = build([as_of])
             return snap, chained_scores(loaded.model, build, as_of)
     features = loaded.model.features
     with (
@@ -857,7 +864,11 @@ def score_snapshot(
         cached_transactions(s, transactions) as tx,
         tempfile.TemporaryDirectory(prefix="cg-spark-model-") as tmp,
     ):
-        snap = feature_frame(s, tx, [as_of], None, lost_after_days)
+        snap = (
+            s.read.parquet(str(snapshot)).select(*COLUMN_NAMES)
+            if snapshot is not None
+            else feature_frame(s, tx, [as_of], None, lost_after_days)
+        )
         uri = pyfunc_uri(loaded, Path(tmp))
         try:
             udf = mlflow.pyfunc.spark_udf(s, uri, result_type="double", env_manager="local")
@@ -945,9 +956,16 @@ class SparkEngine:
         return run_features(params, self.params)
 
     def score_snapshot(
-        self, transactions: str | Path, as_of: dt.date, lost_after_days: int, loaded: LoadedModel
+        self,
+        transactions: str | Path,
+        as_of: dt.date,
+        lost_after_days: int,
+        loaded: LoadedModel,
+        snapshot: str | Path | None = None,
     ) -> tuple[pd.DataFrame, SparkPredictions | ChainedScores]:
-        return score_snapshot(transactions, as_of, lost_after_days, loaded, self.params)
+        return score_snapshot(
+            transactions, as_of, lost_after_days, loaded, self.params, snapshot=snapshot
+        )
 
     def extra_score_files(self, folder: Path, present: pd.DataFrame) -> list[str]:
         return write_scores_parquet(folder, present)
