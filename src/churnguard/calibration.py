@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
@@ -64,6 +65,72 @@ class Calibrator:
             d.get("a", 1.0),
             d.get("b", 0.0),
         )
+
+
+@dataclass(frozen=True)
+class BtydStack:
+    """``train.stack_btyd``: the calibrator on two inputs, the model and Pareto/NBD.
+
+    P(churn) = σ(a·logit(raw) + c·logit(P_pn) + b), where P_pn is the Pareto/NBD
+    P(no purchase in the next ``horizon_days``) (:mod:`churnguard.paretonbd`) under the
+    population parameters ``params`` fitted on the snapshot of the newest labelled cutoff
+    (history only, no labels). (a, c, b) are a logistic regression on out-of-time
+    predictions, as the one-input calibrator is.
+    """
+
+    params: dict[str, float]
+    horizon_days: float
+    a: float
+    c: float
+    b: float
+
+    def combine(self, raw: np.ndarray, p_none: np.ndarray) -> np.ndarray:
+        z = self.a * _logit(np.asarray(raw, float)) + self.c * _logit(np.asarray(p_none, float))
+        return np.clip(1.0 / (1.0 + np.exp(-(z + self.b))), P_FLOOR, 1 - P_FLOOR)
+
+    def p_none(self, frame: pd.DataFrame) -> np.ndarray:
+        from churnguard.paretonbd import snapshot_no_purchase
+
+        missing = [c for c in STACK_COLUMNS if c not in frame.columns]
+        if missing:
+            raise ModelError(f"the Pareto/NBD stack needs the snapshot column(s) {missing}")
+        return snapshot_no_purchase(frame, self.horizon_days, self.params)
+
+    def predict(self, raw: np.ndarray, frame: pd.DataFrame) -> np.ndarray:
+        return self.combine(raw, self.p_none(frame))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "paretonbd_logit",
+            "params": dict(self.params),
+            "horizon_days": self.horizon_days,
+            "a": self.a,
+            "c": self.c,
+            "b": self.b,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BtydStack:
+        return cls(dict(d["params"]), float(d["horizon_days"]), d["a"], d["c"], d["b"])
+
+    @classmethod
+    def fit(
+        cls,
+        raw: np.ndarray,
+        p_none: np.ndarray,
+        y: np.ndarray,
+        params: dict[str, float],
+        horizon_days: float,
+    ) -> BtydStack:
+        """(a, c, b) by an (essentially unpenalised) logistic regression of ``y`` on
+        [logit raw, logit p_none]; ``params`` are what scoring evaluates P_pn with."""
+        x = np.column_stack([_logit(np.asarray(raw, float)), _logit(np.asarray(p_none, float))])
+        lr = LogisticRegression(C=1e6, max_iter=1000).fit(x, np.asarray(y, dtype=int))
+        a, c = (round(float(v), 10) for v in lr.coef_[0])
+        return cls(dict(params), float(horizon_days), a, c, round(float(lr.intercept_[0]), 10))
+
+
+STACK_COLUMNS = ("purchase_days", "tenure_days", "recency_days")
 
 
 def _fit_one(kind: str, raw: np.ndarray, y: np.ndarray) -> Calibrator:

@@ -392,6 +392,10 @@ class TrainParams(_Section):
     # monotone constraints by feature name: 1 = P(churn) never falls as the feature grows,
     # -1 = never rises (e.g. {recency_days: 1}); features not named are free
     monotone: dict[str, Literal[-1, 1]] = Field(default_factory=dict)
+    # stack Pareto/NBD: the calibrator becomes a logistic regression on [logit model,
+    # logit Pareto/NBD P(no purchase in the label horizon)] fitted on the out-of-time
+    # calibration rows, the Pareto/NBD fitted at each cutoff on its history only
+    stack_btyd: bool = False
     min_rows: Annotated[int, Field(ge=1)] = 200
     register_model: bool = True
     registered_model_name: str = "churnguard"

@@ -22,6 +22,7 @@ is fitted here.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Iterable
@@ -33,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from churnguard import baselines
-from churnguard.calibration import Calibrator, fit_calibrator
+from churnguard.calibration import BtydStack, Calibrator, fit_calibrator
 from churnguard.config import FeaturesParams, TrainParams
 from churnguard.drift import reference_profile
 from churnguard.errors import ConfigError, DataError
@@ -263,16 +264,47 @@ def chain_probabilities(
     return chain_no_purchase(steps, label_horizon_days, target_horizon_days)
 
 
+def paretonbd_no_purchase_at(
+    frame: pd.DataFrame, keys: pd.DataFrame, horizon_days: int
+) -> tuple[np.ndarray, dict[dt.date, dict[str, float]]]:
+    """Pareto/NBD P(no purchase in the next ``horizon_days``) for the rows ``keys``
+    (``cutoff_date``, ``customer_id``), the model fitted at each cutoff on that cutoff's
+    rows of ``frame`` only (history up to it, no labels); and the parameters by cutoff."""
+    from churnguard.paretonbd import fit_snapshot, snapshot_no_purchase
+
+    out = np.full(len(keys), np.nan)
+    fitted: dict[dt.date, dict[str, float]] = {}
+    dates = keys["cutoff_date"].to_numpy()
+    for cutoff in sorted(set(dates)):
+        at = frame[frame["cutoff_date"] == cutoff]
+        fitted[cutoff] = fit_snapshot(at)
+        p_none = pd.Series(
+            snapshot_no_purchase(at, horizon_days, fitted[cutoff]),
+            index=at["customer_id"].to_numpy(),
+        )
+        mask = dates == cutoff
+        out[mask] = p_none.reindex(keys["customer_id"].to_numpy()[mask]).to_numpy()
+    if np.isnan(out).any():
+        raise DataError(f"{int(np.isnan(out).sum())} row(s) have no Pareto/NBD probability")
+    return out, fitted
+
+
 def fit_chain_calibrator(
     chain: pd.DataFrame,
     boosters: dict[dt.date, lgb.Booster],
     calibrator: Calibrator,
     plan: Plan,
     features: list[str],
+    stack: BtydStack | None = None,
+    frame: pd.DataFrame | None = None,
 ) -> tuple[Calibrator | None, dict[str, Any]]:
     """The chained horizon's own calibration: a sigmoid on logit(P chained) fitted on the
     realised target outcomes at the chain origins, each chained with the calibration-date
-    model trained only on labels that end by its origin (out of time)."""
+    model trained only on labels that end by its origin (out of time). With ``stack``
+    (``train.stack_btyd``) the steps are the stacked probabilities, Pareto/NBD fitted on
+    ``frame``'s rows at the origin."""
+    from churnguard.paretonbd import fit_snapshot
+
     p_all, y_all, used = [], [], []
     for origin in plan.chain_origins:
         booster = boosters.get(origin)
@@ -280,9 +312,16 @@ def fit_chain_calibrator(
         if booster is None or part.empty:
             continue
         frames = [g for _, g in part.groupby("chain_step", sort=True)]
+        at_origin = None
+        if stack is not None and frame is not None:
+            at = frame[frame["cutoff_date"] == origin]
+            at_origin = dataclasses.replace(stack, params=fit_snapshot(at))
 
-        def predict(x: pd.DataFrame, b: lgb.Booster = booster) -> np.ndarray:
-            return calibrator.predict(b.predict(x[features].to_numpy(dtype="float64")))
+        def predict(
+            x: pd.DataFrame, b: lgb.Booster = booster, s: BtydStack | None = at_origin
+        ) -> np.ndarray:
+            raw = b.predict(x[features].to_numpy(dtype="float64"))
+            return s.predict(raw, x) if s is not None else calibrator.predict(raw)
 
         p_chain = chain_probabilities(
             frames, predict, plan.label_horizon_days, plan.target_horizon_days
@@ -417,6 +456,23 @@ def fit_models(
         ", ".join(map(str, cal_dates)),
         cv_brier,
     )
+    stack, stack_inputs = None, None
+    scores_va: dict[str, np.ndarray] = {"model_raw": raw_va, "model": calibrator.predict(raw_va)}
+    scores_te: dict[str, np.ndarray] = {"model_raw": raw_te, "model": calibrator.predict(raw_te)}
+    if p.stack_btyd:
+        # Pareto/NBD at each calibration date (its own history), and at test: its parameters
+        # are what the evaluated model scores with (the newest history it may see)
+        cal_keys = va if oot.empty else oot
+        pn_cal, _ = paretonbd_no_purchase_at(frame, cal_keys, plan.label_horizon_days)
+        pn_va, _ = paretonbd_no_purchase_at(frame, va, plan.label_horizon_days)
+        pn_te, at_test = paretonbd_no_purchase_at(frame, te, plan.label_horizon_days)
+        stack = BtydStack.fit(
+            cal_raw, pn_cal, cal_y, at_test[plan.test_cutoff], plan.label_horizon_days
+        )
+        stack_inputs = (pn_cal, pn_te)
+        scores_va["model"] = stack.combine(raw_va, pn_va)
+        scores_te["model"] = stack.combine(raw_te, pn_te)
+        log.info("stacked with Pareto/NBD: %s", stack.to_dict())
     chain_cal, chain_info = None, {}
     if plan.mode == "chained" and not p.chain_calibration:
         chain_info = {"origins": [], "kind": None, "note": "train.chain_calibration is false"}
@@ -427,11 +483,11 @@ def fit_models(
             calibrator,
             plan,
             features,
+            stack,
+            frame,
         )
         log.info("chained %d-day horizon calibration: %s", plan.target_horizon_days, chain_info)
 
-    scores_va: dict[str, np.ndarray] = {"model_raw": raw_va, "model": calibrator.predict(raw_va)}
-    scores_te: dict[str, np.ndarray] = {"model_raw": raw_te, "model": calibrator.predict(raw_te)}
     # the baselines that can become champion are scorers like the model (saved beside it);
     # the rules stay references in the metrics
     horizon_meta: dict[str, Any] = {
@@ -509,6 +565,8 @@ def fit_models(
     if plan.mode == "chained":
         summary["chain_calibration"] = chain_info
         summary["chain_calibrator"] = chain_cal.to_dict() if chain_cal else None
+    if stack is not None:
+        summary["stack_btyd"] = stack.to_dict()
     dtypes = {f: "float64" for f in features}
     evaluated = BoosterFit(
         booster,
@@ -543,6 +601,15 @@ def fit_models(
         calibrator.kind,
         seed=p.seed,
     )
+    ship_stack = None
+    if stack is not None and stack_inputs is not None:
+        ship_stack = BtydStack.fit(
+            np.concatenate([cal_raw, raw_te]),
+            np.concatenate(stack_inputs),
+            np.concatenate([cal_y, y_te]),
+            stack.params,
+            plan.label_horizon_days,
+        )
     shipped_fit = {
         "fit": "refit",
         "train_cutoffs": [str(c) for c in sorted(every["cutoff_date"].unique())],
@@ -559,6 +626,8 @@ def fit_models(
         "evaluated_fit": evaluated_fit,
         "shipped_fit": shipped_fit,
     }
+    if ship_stack is not None:
+        shipped_summary["stack_btyd"] = ship_stack.to_dict()
     shipped = BoosterFit(
         refit, ship_cal, list(features), dtypes, {**shipped_summary, "fit": "refit"}
     )

@@ -1,7 +1,9 @@
 """The churn model as files: LightGBM booster + probability calibrator + feature list.
 
 ``models/`` holds ``booster.txt`` (LightGBM text format), ``calibrator.json``,
-``features.json`` (names and dtypes, checked at scoring time) and ``metadata.json``.
+``features.json`` (names and dtypes, checked at scoring time) and ``metadata.json``
+(which also holds the Pareto/NBD stack of a ``train.stack_btyd`` model,
+:class:`churnguard.calibration.BtydStack`).
 No pickles: every file is text, diffable and byte-stable for the same training data.
 The calibrator and the scorer interface in memory are :mod:`churnguard.calibration` and
 :mod:`churnguard.predictors`; this module writes, reads and verifies the files.
@@ -24,7 +26,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from churnguard.calibration import Calibrator
+from churnguard.calibration import BtydStack, Calibrator
 from churnguard.errors import ModelError
 from churnguard.horizon import chain_no_purchase, chain_steps
 from churnguard.io import dumps_json, write_text_atomic
@@ -35,6 +37,7 @@ from churnguard.predictors import (
     _broken,
     _calibrator_from_json,
     _dtype_class,
+    _is_number,
 )
 from churnguard.timing import timed
 
@@ -143,6 +146,19 @@ def _metadata_from_json(d: Any, path: Path) -> dict[str, Any]:
             raise _broken(path, "a chained model needs horizon_days and label_horizon_days")
         if d.get("chain_calibrator") is not None:
             _calibrator_from_json(d["chain_calibrator"], path)
+    stack = d.get("stack_btyd")
+    if stack is not None:
+        prm = stack.get("params") if isinstance(stack, dict) else None
+        numbers = [stack.get(k) for k in ("horizon_days", "a", "c", "b")] if prm else []
+        if not (
+            isinstance(prm, dict)
+            and set(prm) == {"r", "alpha", "s", "beta"}
+            and all(_is_number(v) and v > 0 for v in prm.values())
+            and all(_is_number(v) for v in numbers)
+        ):
+            raise _broken(
+                path, '"stack_btyd" must hold positive Pareto/NBD params and finite a, c, b'
+            )
     return d
 
 
@@ -457,7 +473,10 @@ class ChurnModel(FeatureScorer):
 
     @timed("predict")
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        """Calibrated P(churn within the horizon)."""
+        """Calibrated P(churn within the horizon) (stacked with Pareto/NBD when trained so)."""
+        if self.metadata.get("stack_btyd"):
+            stack = BtydStack.from_dict(self.metadata["stack_btyd"])
+            return stack.predict(self.predict_raw(frame), frame)
         return self.calibrator.predict(self.predict_raw(frame))
 
     @timed("reasons: SHAP contributions")

@@ -37,6 +37,7 @@ PURE = (
     "horizon",
     "timing",
     "btyd_features",
+    "paretonbd",
     "ingest_rules",
     "metrics",
     "calibration",
