@@ -22,6 +22,8 @@ The features, per customer at c:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
@@ -61,19 +63,33 @@ def neg_log_likelihood(
     return float(-np.average(a1 + a2 + a3 + np.logaddexp(0.0, a4), weights=weight))
 
 
-def fit(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> dict[str, float]:
-    """Maximum-likelihood (r, alpha, a, b) in weeks; deterministic. Customers sharing
-    (x, t_x, T) are one weighted term (whole days: few distinct triples)."""
+def fit_weighted(
+    neg_ll: Callable[..., float],
+    start: np.ndarray,
+    bounds: list[tuple[float, float]],
+    names: tuple[str, ...],
+    x: np.ndarray,
+    t_x: np.ndarray,
+    T: np.ndarray,
+) -> dict[str, float]:
+    """Maximum likelihood over log-parameters from a fixed start (deterministic): ``neg_ll``
+    (log-params, x, t_x, T, weight) is evaluated once per distinct (x, t_x, T) triple,
+    weighted by how many customers share it (whole days: few distinct triples)."""
     triples, weight = np.unique(np.column_stack([x, t_x, T]), axis=0, return_counts=True)
     res = minimize(
-        neg_log_likelihood,
-        START,
+        neg_ll,
+        start,
         args=(triples[:, 0], triples[:, 1], triples[:, 2], weight.astype(float)),
         method="L-BFGS-B",
-        bounds=LOG_BOUNDS,
+        bounds=bounds,
         options={"maxiter": 500},
     )
-    return dict(zip(PARAMS, np.exp(res.x).tolist(), strict=True))
+    return dict(zip(names, np.exp(res.x).tolist(), strict=True))
+
+
+def fit(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> dict[str, float]:
+    """Maximum-likelihood MBG/NBD (r, alpha, a, b) in weeks; deterministic."""
+    return fit_weighted(neg_log_likelihood, START, LOG_BOUNDS, PARAMS, x, t_x, T)
 
 
 def closed_forms(

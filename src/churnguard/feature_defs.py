@@ -395,3 +395,17 @@ def assemble_chain(plan: Plan, build: SnapshotBuilder) -> pd.DataFrame:
     return out.sort_values(
         ["chain_origin", "chain_step", "customer_id"], kind="stable"
     ).reset_index(drop=True)
+
+
+# snapshot columns every prediction row carries: training keeps them beside the scores,
+# the evaluate stage requires them
+PREDICTION_COLUMNS = (
+    "cutoff_date",
+    "customer_id",
+    "churned",
+    "rfm_segment",
+    "tenure_days",
+    "recency_days",
+    "monetary_total",
+    "purchase_days",  # value if retained
+)

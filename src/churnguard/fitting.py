@@ -38,7 +38,7 @@ from churnguard.calibration import BtydStack, Calibrator, fit_calibrator
 from churnguard.config import FeaturesParams, TrainParams
 from churnguard.drift import reference_profile
 from churnguard.errors import ConfigError, DataError
-from churnguard.feature_defs import BTYD_FEATURES, MODEL_FEATURES
+from churnguard.feature_defs import BTYD_FEATURES, MODEL_FEATURES, PREDICTION_COLUMNS
 from churnguard.horizon import (
     Plan,
     calibration_dates,
@@ -51,16 +51,7 @@ from churnguard.predictors import LogisticScorer, RecencyScorer
 
 log = logging.getLogger(__name__)
 
-KEEP_COLUMNS = [
-    "cutoff_date",
-    "customer_id",
-    "churned",
-    "rfm_segment",
-    "tenure_days",
-    "recency_days",
-    "monetary_total",
-    "purchase_days",  # value if retained (evaluate)
-]
+KEEP_COLUMNS = list(PREDICTION_COLUMNS)  # what the evaluate stage reads beside the scores
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from sklearn.metrics import (
 from churnguard.baselines import CANDIDATES, MODEL
 from churnguard.config import EvaluateParams, FeaturesParams
 from churnguard.errors import ConfigError, DataError
+from churnguard.feature_defs import PREDICTION_COLUMNS
 from churnguard.gate import choose_scorer
 from churnguard.value import (
     METHOD as VALUE_METHOD,
@@ -49,17 +50,7 @@ from churnguard.value import (
 
 PREFIX = "p_"
 PREFERRED_ORDER = ("model", "model_raw", "logreg", "rfm", "recency_rank", "recency_rule")
-REQUIRED_COLUMNS = (
-    "split",
-    "cutoff_date",
-    "customer_id",
-    "churned",
-    "rfm_segment",
-    "tenure_days",
-    "recency_days",
-    "monetary_total",
-    "purchase_days",
-)
+REQUIRED_COLUMNS = ("split", *PREDICTION_COLUMNS)
 TEST_SPLIT = "test"
 REALISED = "realised_spend"  # net spend in the label window (the evaluate stage adds it)
 VALUE_PLOT = "value_calibration"  # the value backtest's decile table (plots/value_calibration.csv)

@@ -24,10 +24,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize
 from scipy.special import gammaln, hyp2f1
 
-from churnguard.btyd_features import summary
+from churnguard.btyd_features import fit_weighted, summary
 
 WEEK = 7.0
 PARAMS = ("r", "alpha", "s", "beta")
@@ -83,18 +82,8 @@ def _neg_mean_ll(
 
 
 def fit(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> dict[str, float]:
-    """Maximum-likelihood (r, alpha, s, beta) in weeks; deterministic. Customers sharing
-    (x, t_x, T) are one weighted term."""
-    triples, weight = np.unique(np.column_stack([x, t_x, T]), axis=0, return_counts=True)
-    res = minimize(
-        _neg_mean_ll,
-        START,
-        args=(triples[:, 0], triples[:, 1], triples[:, 2], weight.astype(float)),
-        method="L-BFGS-B",
-        bounds=LOG_BOUNDS,
-        options={"maxiter": 500},
-    )
-    return dict(zip(PARAMS, np.exp(res.x).tolist(), strict=True))
+    """Maximum-likelihood Pareto/NBD (r, alpha, s, beta) in weeks; deterministic."""
+    return fit_weighted(_neg_mean_ll, START, LOG_BOUNDS, PARAMS, x, t_x, T)
 
 
 def p_alive(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, p: dict[str, float]) -> np.ndarray:
