@@ -67,10 +67,19 @@ def memory_bytes(limit: str) -> int:
     return size
 
 
+# the engine registry: engine.name → "module:class" (churnguard.engines.get_engine imports
+# the module only when that engine is used). Declared here, beside the setting it
+# validates, so that config never imports the engines package.
+ENGINES: dict[str, str] = {
+    "duckdb": "churnguard.engines.duckdb:DuckDBEngine",
+    "spark": "churnguard.engines.spark:SparkEngine",
+}
+
+
 class EngineParams(_Section):
     """SQL engine settings shared by every stage that runs SQL."""
 
-    name: str = "duckdb"  # a key of churnguard.engines.ENGINES
+    name: str = "duckdb"  # a key of ENGINES
     memory_limit: str = "2GB"
     threads: Annotated[int, Field(ge=1)] = 2
     temp_directory: str = ".tmp/duckdb"
@@ -84,8 +93,6 @@ class EngineParams(_Section):
     @field_validator("name")
     @classmethod
     def _known_engine(cls, v: str) -> str:
-        from churnguard.engines import ENGINES
-
         if v not in ENGINES:
             raise ValueError(f"unknown engine {v!r}; allowed: {', '.join(sorted(ENGINES))}")
         return v

@@ -5,7 +5,7 @@ bound) on canonical transactions, builds the feature snapshots, and produces the
 snapshot with P(churn). ``engine.name`` in params.yaml picks one from :data:`ENGINES`.
 
 Adding an engine (Polars, BigQuery, Snowflake…) is one module in this package with a
-class implementing :class:`Engine`, plus its entry in :data:`ENGINES`; see
+class implementing :class:`Engine`, plus its entry in :data:`ENGINES` (``churnguard.config.ENGINES``); see
 ``docs/engines.md``. This module imports nothing heavy: an engine's module is imported
 only when that engine is used.
 """
@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from churnguard.config import ENGINES
+
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     import pyarrow as pa
@@ -26,11 +28,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from churnguard.modeling import LoadedModel
     from churnguard.scoring import Scorer
 
-# engine.name → "module:class"
-ENGINES: dict[str, str] = {
-    "duckdb": "churnguard.engines.duckdb:DuckDBEngine",
-    "spark": "churnguard.engines.spark:SparkEngine",
-}
+# engine.name → "module:class": the registry is declared in config (beside engine.name,
+# which it validates) and re-exported here
+__all__ = ["ENGINES", "Engine", "get_engine"]
 
 
 @runtime_checkable
