@@ -38,6 +38,7 @@ from churnguard.config import EngineParams, FeaturesParams, OutcomesParams, Scor
 from churnguard.csvsafe import safe_file_stem, write_excel_csv_atomic
 from churnguard.errors import ConfigError, DataError
 from churnguard.io import file_sha256, folder_lock, write_text_atomic
+from churnguard.report import render_uplift_html
 
 log = logging.getLogger(__name__)
 
@@ -427,7 +428,10 @@ def run_uplift(
     pending = pending_lists(waiting, fp.horizon_days)
     out = Path(output_dir or op.uplift_dir)
     write_excel_csv_atomic(out / UPLIFT_CSV, table, identifiers=())
-    html = up.render_html(
+    labels = {
+        r.name: {"label": r.label_in("en", None)} for r in [*sp.playbook, sp.overflow]
+    }  # the short labels an English reader sees (report.html's), the rule name without
+    html = render_uplift_html(
         table,
         {
             "last_transaction": last_day.isoformat(),
@@ -435,8 +439,8 @@ def run_uplift(
             "control_share": sp.control_share,
             "confidence": op.confidence,
             "pending": pending,
-            "recommendations": advice,
         },
+        labels,
     )
     write_text_atomic(out / UPLIFT_HTML, html)
     log.info(

@@ -506,6 +506,11 @@ def _uplift_row(r: Any, actions: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "verdict": uplift.verdict_code(str(r.verdict)),
         "params_key": str(r.params_key),
         "suggested": _value(r.suggested_save_rate),
+        "list_date": _value(r.list_date) or None,
+        "window_end": _value(r.window_end) or None,
+        "outcomes_recorded": int(r.outcomes_recorded),
+        "reached": int(r.reached),
+        "entries_needed": int(r.entries_needed),
         "strip": uplift.strip_geometry(
             r.save_rate, r.save_rate_low, r.save_rate_high, r.assumed_save_rate
         ),
@@ -546,6 +551,25 @@ def uplift_view(ctx: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def uplift_page_view(
+    table: pd.DataFrame, meta: dict[str, Any], actions: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """What ``uplift.html`` shows: :func:`uplift_view` of the whole table (``status``
+    ``measured`` once a list is measured, else ``pending``/``empty``) and one row per action
+    and list date. ``meta``: last_transaction, horizon_days, control_share, confidence,
+    pending (list of {list_date, ready_on, entries}); ``actions``: the labels by rule name
+    (:func:`churnguard.labels.action_catalogue`; the rule name humanised without)."""
+    pending = list(meta.get("pending") or [])
+    status = "measured" if len(table) else "pending" if pending else "empty"
+    ctx = {"uplift": {**meta, "status": status, "table": table, "pending": pending}}
+    ctx["actions"] = actions or {}
+    per_list = table[table["scope"] == "list"] if len(table) else table
+    return {
+        "uplift": uplift_view(ctx),
+        "per_list": [_uplift_row(r, ctx["actions"]) for r in per_list.itertuples(index=False)],
+    }
+
+
 def summary_view(ctx: dict[str, Any]) -> dict[str, Any]:
     """Everything ``report.html`` shows, computed (the template only lays it out)."""
     scored = _frame(ctx.get("scored"))
@@ -570,6 +594,21 @@ def _page(template: str, ctx: dict[str, Any], view: dict[str, Any]) -> str:
     fmt = page_format(ctx)
     page = environment(fmt.language, fmt).get_template(template)
     return page.render(view=view, fmt=fmt)
+
+
+@timed("render uplift.html")
+def render_uplift_html(
+    table: pd.DataFrame,
+    meta: dict[str, Any],
+    actions: dict[str, dict[str, Any]] | None = None,
+    language: str = "en",
+) -> str:
+    """``uplift.html`` (``churnguard report uplift``): the measured save rates of
+    :func:`churnguard.uplift.uplift_table` on one self-contained page, through the same
+    templates as report.html's section (``_uplift.html.j2``) with the outcomes recorded,
+    per list date, the lists still waiting and how to read it; in ``language``, escaped,
+    byte-identical for identical input."""
+    return _page("uplift.html.j2", {"language": language}, uplift_page_view(table, meta, actions))
 
 
 @timed("render report.html")

@@ -30,7 +30,6 @@ half-width is about z·(1 − s)·√((1 − c_T)/((1 − π)·n·c_T) + (1 − 
 from __future__ import annotations
 
 import datetime as dt
-import html
 import math
 from statistics import NormalDist
 from typing import Any
@@ -284,33 +283,11 @@ def recommendations(table: pd.DataFrame) -> list[str]:
     return out
 
 
-# --------------------------------------------------------------------------- HTML
+# --------------------------------------------------------------------------- the page
+# uplift.html is drawn by churnguard.report.render_uplift_html through the templates that
+# draw report.html's section (_uplift.html.j2); this module gives the strip's geometry.
 
-CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#222;margin:0;
-background:#fafafa;line-height:1.45}main{max-width:1180px;margin:0 auto;padding:24px 28px 48px;
-background:#fff}h1{font-size:1.6em;margin:0 0 4px}h2{font-size:1.2em;margin:32px 0 10px;
-border-bottom:1px solid #e3e3e3;padding-bottom:4px}h3{font-size:1em;margin:22px 0 8px}.meta{color:#555;margin:0}.muted{color:#777}
-table{border-collapse:collapse;width:100%;font-size:.85em}th,td{border-bottom:1px solid #e6e6e6;
-padding:4px 6px;text-align:start;vertical-align:middle}
-td.d{white-space:nowrap}.scroll{overflow-x:auto}th{background:#f4f4f4;font-weight:600}
-td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}td.n{white-space:nowrap}
-.warn{background:#fff4e5;border-left:4px solid #e8a33d;padding:8px 12px;margin:10px 0}
-.small{font-size:.85em}.ok{color:#2e7d4f}.bad{color:#b03a2e}svg{display:block}
-"""
 _LO, _HI, _W = -0.5, 1.0, 130  # interval strip: save rates from -50% to 100%
-
-
-def _e(x: Any) -> str:
-    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else html.escape(str(x))
-
-
-def _pct(x: Any) -> str:
-    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}%"
-
-
-def _int(x: Any) -> str:
-    return f"{int(x):,}"
 
 
 def strip_geometry(save_rate: float, low: float, high: float, assumed: float) -> dict[str, Any]:
@@ -331,131 +308,3 @@ def strip_geometry(save_rate: float, low: float, high: float, assumed: float) ->
         "dot": x(save_rate),
         "tick": x(assumed),
     }
-
-
-def _strip(r: Any) -> str:
-    """The interval strip of a table row as inline SVG (see :func:`strip_geometry`)."""
-    g = strip_geometry(r.save_rate, r.save_rate_low, r.save_rate_high, r.assumed_save_rate)
-    parts = [f'<svg width="{_W}" height="16" viewBox="0 0 {_W} 16" role="img">']
-    parts.append(f'<line x1="{g["zero"]:.1f}" y1="1" x2="{g["zero"]:.1f}" y2="15" stroke="#ccc"/>')
-    if g["bar"] is not None:
-        parts.append(
-            f'<rect x="{g["bar"][0]:.1f}" y="5" width="{g["bar"][1]:.1f}" height="6" fill="#9db7d5"/>'
-        )
-    if g["dot"] is not None:
-        parts.append(f'<circle cx="{g["dot"]:.1f}" cy="8" r="3" fill="#2f5f8f"/>')
-    if g["tick"] is not None:
-        parts.append(
-            f'<line x1="{g["tick"]:.1f}" y1="1" x2="{g["tick"]:.1f}" y2="15" stroke="#b03a2e" '
-            'stroke-width="2"/>'
-        )
-    return "".join(parts) + "</svg>"
-
-
-def _table(rows: pd.DataFrame, per_list: bool) -> str:
-    head = (
-        ["Action"]
-        + (["List date", "Window ends"] if per_list else ["Lists"])
-        + ["Treated", "Held out", "Churn treated, held out", "Measured save rate", ""]
-        + ["Assumed", "Verdict"]
-        + ([] if per_list else ["Outcomes recorded", "Needed for ±10 pts"])
-    )
-    numeric = {"Lists", "Treated", "Held out", "Churn treated, held out", "Measured save rate"}
-    numeric |= {"Assumed", "Outcomes recorded", "Needed for ±10 pts"}
-    th = "".join(f"<th{' class=n' if h in numeric else ''}>{_e(h)}</th>" for h in head)
-    body = []
-    for r in rows.itertuples(index=False):
-        judged = r.verdict in (VERDICTS["lower"], VERDICTS["higher"])
-        cls = "bad" if judged else "ok" if r.verdict == VERDICTS["as_assumed"] else "muted"
-        interval = (
-            f'<br><span class="muted small">[{_pct(r.save_rate_low)}, {_pct(r.save_rate_high)}]</span>'
-            if not math.isnan(r.save_rate_low)
-            else ""
-        )
-        cells = [f'<td dir="auto">{_e(r.action)}</td>']
-        cells += (
-            [f'<td class="d">{_e(r.list_date)}</td>', f'<td class="d">{_e(r.window_end)}</td>']
-            if per_list
-            else [f'<td class="n">{_int(r.list_dates)}</td>']
-        )
-        cells += [f'<td class="n">{_int(v)}</td>' for v in (r.n_treated, r.n_control)]
-        cells += [
-            f'<td class="n">{_pct(r.churn_rate_treated)}<br>{_pct(r.churn_rate_control)}</td>',
-            f'<td class="n"><b>{_pct(r.save_rate)}</b>{interval}</td>',
-            f"<td>{_strip(r)}</td>",
-            f'<td class="n">{_pct(r.assumed_save_rate)}</td>',
-            f'<td class="{cls}">{_e(r.verdict)}</td>',
-        ]
-        if not per_list:
-            recorded = (
-                f"{r.outcomes_recorded:,} ({r.reached:,} reached)" if r.outcomes_recorded else "–"
-            )
-            needed = _int(r.entries_needed) if r.entries_needed else "–"
-            cells += [f'<td class="n">{recorded}</td>', f'<td class="n">{needed}</td>']
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    table = f"<table><thead><tr>{th}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-    return f'<div class="scroll">{table}</div>'
-
-
-def render_section(table: pd.DataFrame, meta: dict[str, Any]) -> str:
-    """The body of uplift.html: recommendations, the table per action (with outcome
-    records), per list date, lists still waiting; every text escaped. ``meta`` as in
-    :func:`render_html`. (report.html shows the same table through the template
-    ``_uplift.html.j2``, without outcome records.)"""
-    pooled = table[table["scope"] == "pooled"]
-    per_list = table[table["scope"] == "list"]
-    advice = "".join(f'<p class="warn">{_e(t)}</p>' for t in meta.get("recommendations") or [])
-    pending = meta.get("pending") or []
-    waiting = (
-        "<ul>"
-        + "".join(
-            f"<li>List of {_e(p['list_date'])}: {_int(p['entries'])} customers entered it; "
-            f"measurable from {_e(p['ready_on'])}</li>"
-            for p in pending
-        )
-        + "</ul>"
-        if pending
-        else '<p class="muted">None.</p>'
-    )
-    measured = (
-        _table(pooled, per_list=False) + "<h3>Per list date</h3>" + _table(per_list, per_list=True)
-        if len(table)
-        else '<p class="muted">No list has passed its label window yet.</p>'
-    )
-    return (
-        f'<section class="uplift"><h2>Measured save rates</h2>{advice}{measured}'
-        f"<h3>Waiting for their label window</h3>{waiting}</section>"
-    )
-
-
-def render_html(table: pd.DataFrame, meta: dict[str, Any]) -> str:
-    """uplift.html: one self-contained page (no scripts, no network); every text escaped,
-    byte-identical for identical input. ``meta``: last_transaction, horizon_days,
-    control_share, confidence, pending (list of {list_date, ready_on, entries}),
-    recommendations."""
-    conf = float(meta.get("confidence", 0.95))
-    h = _e(meta.get("horizon_days"))
-    return (
-        '<!DOCTYPE html>\n<html lang="en" dir="ltr"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>Measured save rates</title><style>{CSS}</style></head>\n<body><main>\n"
-        "<header><h1>Measured save rates (uplift)</h1>"
-        f'<p class="meta">Transactions up to {_e(meta.get("last_transaction"))} · label window '
-        f"{h} days · control share now {_pct(meta.get('control_share'))} · "
-        f"{conf:.0%} intervals</p></header>\n{render_section(table, meta)}\n"
-        "<footer><h2>How to read this</h2><ul>"
-        "<li>A random share of the customers who would get each action is held out (on no "
-        "manager's list). After the label window, <b>measured save rate</b> = (churn held out − "
-        "churn treated) / churn held out: the share of would-be churners the action kept. "
-        f"Churn = no purchase in the {h} days after the list date.</li>"
-        "<li>Only a customer's first list in an episode counts (they keep their arm for "
-        f"{h} days); every treated customer counts, reached or not (intent to treat), which is "
-        "what <code>save_rate</code> means in the expected net benefit.</li>"
-        "<li><b>Interval</b>: Mantel–Haenszel risk ratio over list dates with the "
-        "Greenland–Robins (Katz log) interval. Bar: interval; dot: measured; red tick: the "
-        "assumed rate; grey line: 0. An action is judged only with at least "
-        f"{MIN_CHURNERS} churners in each arm.</li>"
-        "<li><b>Needed for ±10 pts</b>: entries (both arms) for an interval of ±0.10 at this "
-        "action's churn rate, control share and assumed rate.</li>"
-        "</ul></footer>\n</main></body></html>\n"
-    )

@@ -213,6 +213,7 @@ def test_the_check_fails_when_a_dependency_is_dropped() -> None:
         "src/churnguard/templates/_layout.html.j2",
         "src/churnguard/templates/_macros.html.j2",
         "src/churnguard/templates/_uplift.html.j2",
+        "src/churnguard/templates/uplift.html.j2",
         "src/churnguard/templates/style.css.j2",
     } == set(missing_deps(stage, params))
 

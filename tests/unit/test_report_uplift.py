@@ -17,7 +17,7 @@ from churnguard import ledger as store
 from churnguard import uplift as up
 from churnguard.config import EngineParams, FeaturesParams, ScoreParams
 from churnguard.feedback import measured_at
-from churnguard.report import render_html
+from churnguard.report import render_html, render_uplift_html
 
 HOSTILE = "<b>rule</b>"
 SP = ScoreParams()  # no playbook: every measured action's assumed rate is unknown
@@ -202,3 +202,30 @@ def test_measured_at_is_point_in_time(world) -> None:
     assert later["last_transaction"] == "2024-05-01" and pooled.loc["a", "list_dates"] == 2
     stale = measure(ledger, tx, dt.date(2024, 7, 1))  # data ends 2024-06-01: measured to it
     assert stale["last_transaction"] == "2024-06-01"
+
+
+# --------------------------------------------------------------------------- uplift.html
+
+
+def test_uplift_html_escapes_a_script_in_an_action_or_its_label() -> None:
+    """uplift.html (``churnguard report uplift``) draws the same table through the same
+    autoescaped templates: a rule name or label holding ``<script>`` is text, never markup,
+    in the tables, the advice and the per-list rows."""
+    script = "<script>alert(1)</script>"
+    table = measured_table()
+    table["action"] = table["action"].replace({HOSTILE: script})
+    meta = {
+        "last_transaction": "2024-06-01",
+        "horizon_days": 90,
+        "control_share": 0.1,
+        "confidence": 0.95,
+        "pending": [{"list_date": "2024-05-31", "ready_on": "2024-08-29", "entries": 120}],
+    }
+    labels = {"b": {"label": script}}
+    page = render_uplift_html(table, meta, labels)
+    assert "<script" not in page
+    escaped = "&lt;script&gt;alert(1)&lt;/script&gt;"
+    assert page.count(escaped) >= 5  # label + rule: pooled, 2 lists; label of b in advice
+    assert f'<p class="warn">{escaped}: measured save rate' in page
+    assert "Outcomes recorded" in page and "Per list date" in page and "2024-08-29" in page
+    assert page == render_uplift_html(table, meta, labels)

@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 
 from churnguard.config import ActionRule, OverflowAction, ScoreParams
+from churnguard.report import render_uplift_html as render_html
 from churnguard.uplift import (
     ALL_ACTIONS,
     entries_needed,
     mh_risk_ratio,
     recommendations,
-    render_html,
     uplift_table,
 )
 
@@ -173,4 +173,5 @@ def test_no_measured_entry_gives_an_empty_table_and_a_page_that_says_so():
     page = render_html(
         table, {"pending": [{"list_date": "2025-06-02", "ready_on": "2025-08-31", "entries": 12}]}
     )
-    assert "No list has passed its label window yet" in page and "2025-08-31" in page
+    assert "No save rate can be measured yet: 1 list waits" in page and "2025-08-31" in page
+    assert '<td class="d">2025-06-02</td><td class="n">12</td>' in page  # the list waiting
