@@ -340,6 +340,11 @@ def markdown(results: dict[str, dict[str, Any]]) -> str:
         "(its `without_…` row is negative) without a Brier gain from removing it; the refit and "
         "the calibration dates likewise.",
         "",
+        "Experiments measured on the same CDNOW pseudo-splits by their own scripts (not "
+        "switches of the pipeline): a discrete-time hazard model instead of the chained "
+        "horizon, [ablation-survival.md](ablation-survival.md) "
+        "(`benchmarks/survival_experiment.py`).",
+        "",
     ]
     for data, res in results.items():
         splits = ", ".join(f"{s['as_of']} + {s['window_days']} days" for s in res["splits"])
