@@ -553,7 +553,14 @@ def report_uplift(
 
     p = _load(params, quiet or as_json, ("features", "score", "outcomes"))
     result = _run(
-        feedback.run_uplift, p.outcomes, p.score, p.features, p.engine, transactions, output_dir
+        feedback.run_uplift,
+        p.outcomes,
+        p.score,
+        p.features,
+        p.engine,
+        transactions,
+        output_dir,
+        p.report,
     )
     table = result.pop("table")
     if as_json:

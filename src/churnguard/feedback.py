@@ -34,7 +34,13 @@ import pyarrow.dataset as pads
 from churnguard import ledger as store
 from churnguard import outcomes as oc
 from churnguard import uplift as up
-from churnguard.config import EngineParams, FeaturesParams, OutcomesParams, ScoreParams
+from churnguard.config import (
+    EngineParams,
+    FeaturesParams,
+    OutcomesParams,
+    ReportParams,
+    ScoreParams,
+)
 from churnguard.csvsafe import safe_file_stem, write_excel_csv_atomic
 from churnguard.errors import ConfigError, DataError
 from churnguard.io import file_sha256, folder_lock, write_text_atomic
@@ -406,9 +412,11 @@ def run_uplift(
     engine: EngineParams,
     transactions: Path | None = None,
     output_dir: Path | None = None,
+    rp: ReportParams | None = None,
 ) -> dict[str, Any]:
-    """Measured save rates per action: writes ``uplift.csv`` and ``uplift.html`` and returns
-    the table with the recommendations."""
+    """Measured save rates per action: writes ``uplift.csv`` and ``uplift.html`` (in
+    ``rp``'s language, calendar, digits and currency, like report.html; English without
+    ``rp``) and returns the table with the recommendations."""
     ledger = store.ledger_path(op)
     if not store.list_dates(ledger):
         raise DataError(
@@ -428,9 +436,21 @@ def run_uplift(
     pending = pending_lists(waiting, fp.horizon_days)
     out = Path(output_dir or op.uplift_dir)
     write_excel_csv_atomic(out / UPLIFT_CSV, table, identifiers=())
+    language = rp.language if rp is not None else "en"
+    fallback = rp.fallback_language if rp is not None else None
     labels = {
-        r.name: {"label": r.label_in("en", None)} for r in [*sp.playbook, sp.overflow]
-    }  # the short labels an English reader sees (report.html's), the rule name without
+        r.name: {"label": r.label_in(language, fallback)} for r in [*sp.playbook, sp.overflow]
+    }  # the short labels report.html shows its reader (the rule name under each)
+    reader = (
+        {
+            "language": rp.language,
+            "calendar": rp.calendar,
+            "native_digits": rp.native_digits,
+            "currency": rp.currency,
+        }
+        if rp is not None
+        else None
+    )
     html = render_uplift_html(
         table,
         {
@@ -441,6 +461,7 @@ def run_uplift(
             "pending": pending,
         },
         labels,
+        reader,
     )
     write_text_atomic(out / UPLIFT_HTML, html)
     log.info(

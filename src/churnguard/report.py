@@ -601,14 +601,15 @@ def render_uplift_html(
     table: pd.DataFrame,
     meta: dict[str, Any],
     actions: dict[str, dict[str, Any]] | None = None,
-    language: str = "en",
+    reader: dict[str, Any] | None = None,
 ) -> str:
     """``uplift.html`` (``churnguard report uplift``): the measured save rates of
     :func:`churnguard.uplift.uplift_table` on one self-contained page, through the same
     templates as report.html's section (``_uplift.html.j2``) with the outcomes recorded,
-    per list date, the lists still waiting and how to read it; in ``language``, escaped,
-    byte-identical for identical input."""
-    return _page("uplift.html.j2", {"language": language}, uplift_page_view(table, meta, actions))
+    per list date, the lists still waiting and how to read it; escaped, byte-identical for
+    identical input. ``reader``: the page's language, calendar, digits and currency as
+    :func:`page_format` reads them (``report.*``; English when omitted)."""
+    return _page("uplift.html.j2", dict(reader or {}), uplift_page_view(table, meta, actions))
 
 
 @timed("render report.html")

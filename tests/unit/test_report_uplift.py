@@ -229,3 +229,22 @@ def test_uplift_html_escapes_a_script_in_an_action_or_its_label() -> None:
     assert f'<p class="warn">{escaped}: measured save rate' in page
     assert "Outcomes recorded" in page and "Per list date" in page and "2024-08-29" in page
     assert page == render_uplift_html(table, meta, labels)
+
+
+def test_uplift_html_is_drawn_for_the_reports_reader() -> None:
+    """``report uplift`` passes ``report.*``: an Arabic reader with native digits gets a
+    right-to-left page in Arabic with Arabic-Indic digits; without it the page is English."""
+    table = measured_table()
+    meta = {
+        "last_transaction": "2024-06-01",
+        "horizon_days": 90,
+        "control_share": 0.1,
+        "confidence": 0.95,
+        "pending": [],
+    }
+    english = render_uplift_html(table, meta)
+    assert '<html lang="en" dir="ltr"' in english and "Measured save rates" in english
+    arabic = render_uplift_html(table, meta, reader={"language": "ar", "native_digits": True})
+    assert '<html lang="ar" dir="rtl"' in arabic
+    assert "Measured save rates" not in arabic and "How to read this" not in arabic
+    assert "٩٠" in arabic  # the 90-day label window in Arabic-Indic digits
