@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import json
 import os
 import platform
@@ -39,7 +38,7 @@ from churnguard import backtest as B
 from churnguard import backtest_run as R
 from churnguard.config import Params, load_params
 from churnguard.ingest import run_ingest
-from churnguard.io import write_json_atomic, write_text_atomic
+from churnguard.io import file_sha256, write_json_atomic, write_text_atomic
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -80,14 +79,6 @@ def _peak_rss_mb() -> float:
     return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def load_preset(data: Path | None, work: Path) -> tuple[Params, Path]:
     """The CDNOW preset with the data path resolved and every output in ``work``."""
     params = load_params(PRESET)
@@ -118,7 +109,7 @@ def run(data: Path | None, n_boot: int) -> dict[str, Any]:
         params, path = load_preset(data, work)
         if not path.is_file():
             raise SystemExit(f"CDNOW file not found: {path} (pass --data PATH)")
-        digest = sha256(path)
+        digest = file_sha256(path)
         if digest != DATA_SHA256:
             say(f"warning: {path} sha256 {digest} differs from the published {DATA_SHA256}")
         report = run_ingest(params.ingest, params.engine)
@@ -219,6 +210,11 @@ def targets(runs: dict[str, Any]) -> dict[str, Any]:
 _f, _ci, _lead = B._f, B._ci, B._lead
 
 
+def _target_lead(g: dict[str, Any], key: str) -> str:
+    """A target's lead with its interval (``targets()`` keeps the interval under ``ci``)."""
+    return f"{g[key]:+.4f} [{g['ci'][0]:+.4f}, {g['ci'][1]:+.4f}]"
+
+
 def _date_table(t: dict[str, Any]) -> list[str]:
     out = [
         "| method | ROC-AUC [95% CI] | PR-AUC | Brier | top-decile lift |",
@@ -307,8 +303,8 @@ def markdown(res: dict[str, Any]) -> str:
     for name, label in (("39w", "classic 39 weeks"), ("13w", "classic 13 weeks")):
         g = tg[name]
         out.append(
-            f"| {label} | {g['roc_auc_lead_over_pareto_nbd']:+.4f} [{g['ci'][0]:+.4f}, "
-            f"{g['ci'][1]:+.4f}] | {'met' if g['lead_met'] else '**not met**'} | "
+            f"| {label} | {_target_lead(g, 'roc_auc_lead_over_pareto_nbd')} | "
+            f"{'met' if g['lead_met'] else '**not met**'} | "
             f"{'met' if g['best_brier_met'] else '**not met**'} |"
         )
     g = tg["other_dates"]
@@ -465,21 +461,17 @@ def readme_table(res: dict[str, Any]) -> str:
 
 def targets_sentence(tg: dict[str, Any]) -> str:
     """The issue's targets in one generated sentence (met or not, never rounded up)."""
-
-    def lead(g: dict[str, Any], key: str) -> str:
-        return f"{g[key]:+.4f} [{g['ci'][0]:+.4f}, {g['ci'][1]:+.4f}]"
-
     parts = []
     for name, label in (("39w", "39-week"), ("13w", "13-week")):
         g = tg[name]
         parts.append(
-            f"{label} holdout: ROC-AUC lead over Pareto/NBD {lead(g, 'roc_auc_lead_over_pareto_nbd')} "
+            f"{label} holdout: ROC-AUC lead over Pareto/NBD {_target_lead(g, 'roc_auc_lead_over_pareto_nbd')} "
             f"({'lower bound above 0' if g['lead_met'] else 'interval includes 0: **not met**'}), "
             f"best Brier {'met' if g['best_brier_met'] else '**not met**'}"
         )
     o = tg["other_dates"]
     parts.append(
-        f"{o['dates']} other dates: mean lead {lead(o, 'mean_roc_auc_lead_over_pareto_nbd')} "
+        f"{o['dates']} other dates: mean lead {_target_lead(o, 'mean_roc_auc_lead_over_pareto_nbd')} "
         f"({'lower bound above 0' if o['lead_met'] else '**not met**'}; per date "
         f"{o['dates_with_lead_lower_bound_above_0']} of {o['dates']}), best Brier on "
         f"{o['dates_with_best_brier']} of {o['dates']}"

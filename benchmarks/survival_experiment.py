@@ -68,7 +68,7 @@ from churnguard.calibration import fit_calibrator
 from churnguard.config import Params
 from churnguard.engines.duckdb import data_range, snapshot_frame
 from churnguard.fitting import lgb_params, model_features
-from churnguard.horizon import chain_no_purchase, chain_steps
+from churnguard.horizon import chain_no_purchase, chain_steps, chained_cutoffs
 from churnguard.io import write_json_atomic, write_text_atomic
 from churnguard.stats import paired_bootstrap_ci
 
@@ -94,15 +94,8 @@ def person_period(
 ) -> tuple[pd.DataFrame, list[str], int]:
     """The (customer, cutoff, step) rows at risk whose step window ends by ``as_of``."""
     fp = params.features
-    s, step = fp.base_horizon_days, fp.base_cutoff_step_days
-    last = as_of - dt.timedelta(days=s)
-    earliest = last - dt.timedelta(days=(fp.n_cutoffs - 1) * fp.cutoff_step_days)
-    cutoffs = []
-    c = last
-    while c > data_min and c >= earliest:
-        cutoffs.append(c)
-        c -= dt.timedelta(days=step)
-    cutoffs.reverse()
+    s = fp.base_horizon_days
+    cutoffs = chained_cutoffs(as_of, data_min, fp)  # the chained plan's grid
     k_max = (as_of - cutoffs[0]).days // s
     lost = fp.lost_after_days
     # churned at horizon j·s = no purchase day in (c, c + j·s] (the pipeline's label SQL)

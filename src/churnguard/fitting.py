@@ -453,9 +453,10 @@ def fit_models(
     if p.stack_btyd:
         # Pareto/NBD at each calibration date (its own history), and at test: its parameters
         # are what the evaluated model scores with (the newest history it may see)
-        cal_keys = va if oot.empty else oot
-        pn_cal, _ = paretonbd_no_purchase_at(frame, cal_keys, plan.label_horizon_days)
         pn_va, _ = paretonbd_no_purchase_at(frame, va, plan.label_horizon_days)
+        pn_cal = (  # calibrated on the validation cutoff: the same fit, not a second one
+            pn_va if oot.empty else paretonbd_no_purchase_at(frame, oot, plan.label_horizon_days)[0]
+        )
         pn_te, at_test = paretonbd_no_purchase_at(frame, te, plan.label_horizon_days)
         stack = BtydStack.fit(
             cal_raw, pn_cal, cal_y, at_test[plan.test_cutoff], plan.label_horizon_days

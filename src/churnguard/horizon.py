@@ -220,14 +220,8 @@ def plan_training(data_min: dt.date, data_max: dt.date, fp: FeaturesParams) -> P
             )
         raise DataError(problem or "the direct split does not fit")
     h, step = fp.base_horizon_days, fp.base_cutoff_step_days
+    cutoffs = chained_cutoffs(as_of, data_min, fp)
     last = as_of - dt.timedelta(days=h)
-    earliest = last - dt.timedelta(days=(fp.n_cutoffs - 1) * fp.cutoff_step_days)
-    cutoffs = []
-    c = last
-    while c > data_min and c >= earliest:
-        cutoffs.append(c)
-        c -= dt.timedelta(days=step)
-    cutoffs.reverse()
     need = cutoffs_needed(h, step)
     if len(cutoffs) < need:
         raise DataError(
@@ -245,6 +239,21 @@ def plan_training(data_min: dt.date, data_max: dt.date, fp: FeaturesParams) -> P
         else "auto"
     )
     return _finish("chained", as_of, H, h, step, cutoffs, fp, why)
+
+
+def chained_cutoffs(as_of: dt.date, data_min: dt.date, fp: FeaturesParams) -> list[dt.date]:
+    """A chained plan's labelled cutoffs, oldest first: every ``base_cutoff_step_days``
+    back from as-of − ``base_horizon_days``, after the first day of data and within the
+    span the direct grid would cover (``n_cutoffs`` × ``cutoff_step_days``)."""
+    step = dt.timedelta(days=fp.base_cutoff_step_days)
+    last = as_of - dt.timedelta(days=fp.base_horizon_days)
+    earliest = last - dt.timedelta(days=(fp.n_cutoffs - 1) * fp.cutoff_step_days)
+    cutoffs = []
+    c = last
+    while c > data_min and c >= earliest:
+        cutoffs.append(c)
+        c -= step
+    return cutoffs[::-1]
 
 
 def _finish(
