@@ -316,7 +316,9 @@ def markdown(res: dict[str, Any]) -> str:
         f"{g['dates_with_best_brier']} of {g['dates']} dates |",
         "",
         "Pareto/NBD = the better of its two scores (expected purchases, P(no purchase)) on each "
-        "metric.",
+        "metric. How much lead the features allow at all on the two classic windows (a model "
+        "trained on the windows' own outcomes, a diagnostic ceiling): "
+        "[ablation-ceiling.md](ablation-ceiling.md), `python benchmarks/ceiling.py`.",
         "",
     ]
     for name, title in (

@@ -343,7 +343,10 @@ def markdown(results: dict[str, dict[str, Any]]) -> str:
         "Experiments measured on the same CDNOW pseudo-splits by their own scripts (not "
         "switches of the pipeline): a discrete-time hazard model instead of the chained "
         "horizon, [ablation-survival.md](ablation-survival.md) "
-        "(`benchmarks/survival_experiment.py`).",
+        "(`benchmarks/survival_experiment.py`). How much lead over Pareto/NBD the features "
+        "allow at all on the classic windows (a diagnostic ceiling trained on the windows' own "
+        "outcomes, never used for a choice): [ablation-ceiling.md](ablation-ceiling.md) "
+        "(`benchmarks/ceiling.py`).",
         "",
     ]
     for data, res in results.items():
