@@ -55,3 +55,28 @@ def test_history_columns_per_period(ceiling, tmp_path: Path) -> None:
     assert (a["h_days_2"], a["h_spend_2"], a["h_units_2"]) == (0, 0.0, 0.0)
     assert (b["h_days_2"], b["h_spend_2"], b["h_units_2"]) == (1, 20.0, 4.0)
     assert b[["h_days_0", "h_days_1", "h_spend_0", "h_spend_1"]].sum() == 0
+
+
+def test_outcome_from_lines(ceiling, tmp_path: Path) -> None:
+    """The independent label the ceiling checks the feature SQL's against: 1 = no purchase
+    day in (as_of, as_of + days]; only customers with a line on or before as_of."""
+    as_of = dt.date(1997, 9, 30)
+    rows = [
+        ("buys_on_last_day", "1997-09-01", "1997-10-10"),  # as_of + 10 days: inside
+        ("buys_after", "1997-09-01", "1997-10-11"),  # as_of + 11: outside a 10-day window
+        ("buys_on_as_of_only", "1997-09-30", None),  # a purchase on as_of is not in the window
+        ("new_after_as_of", "1997-10-02", None),  # not a customer at as_of
+    ]
+    lines = []
+    for cid, first, later in rows:
+        lines.append((cid, first))
+        if later:
+            lines.append((cid, later))
+    tx = pd.DataFrame(lines, columns=["customer_id", "ts"])
+    tx["ts"] = pd.to_datetime(tx["ts"])
+    path = tmp_path / "transactions.parquet"
+    tx.to_parquet(path)
+
+    out = ceiling.outcome_from_lines(path, as_of, 10)
+
+    assert out.to_dict() == {"buys_after": 1, "buys_on_as_of_only": 1, "buys_on_last_day": 0}
