@@ -134,9 +134,9 @@ def outcome_from_lines(tx: Path, as_of: dt.date, days: int) -> pd.Series:
     frame = duckdb.sql(
         f"""
         select customer_id,
-               case when count(*) filter (
+               cast(count(*) filter (
                    where cast(ts as date) > date '{as_of}' and cast(ts as date) <= date '{end}'
-               ) > 0 then 0 else 1 end as churned
+               ) = 0 as integer) as churned
         from read_parquet('{tx}')
         group by customer_id
         having min(cast(ts as date)) <= date '{as_of}'
@@ -168,7 +168,7 @@ def history_features(tx: Path, as_of: dt.date) -> pd.DataFrame:
     wide = frame.pivot_table(
         index="customer_id", columns="period", values=["days", "spend", "units"], fill_value=0
     )
-    wide.columns = [f"h_{what}_{int(period)}" for what, period in wide.columns]
+    wide.columns = [f"{HISTORY}{what}_{int(period)}" for what, period in wide.columns]
     return wide.sort_index(axis=1)
 
 
@@ -220,7 +220,6 @@ def cross_fit(
     Pareto/NBD's scores (fitted without labels on the calibration period) for the stacked
     ceiling and the history columns for the history ones."""
     p = params.train
-    out = {c: np.zeros(len(y)) for c in CEILINGS}
     per_seed = {c: {s: np.zeros(len(y)) for s in FOLD_SEEDS} for c in CEILINGS}
     rounds: list[int] = []
     chosen: dict[str, int] = {}
@@ -250,8 +249,7 @@ def cross_fit(
             }
             for name, pred in fold.items():
                 per_seed[name][fold_seed][test_idx] = pred
-    for name in CEILINGS:
-        out[name] = np.mean([per_seed[name][s] for s in FOLD_SEEDS], axis=0)
+    out = {c: np.mean([per_seed[c][s] for s in FOLD_SEEDS], axis=0) for c in CEILINGS}
     info = {
         "folds": FOLDS,
         "fold_seeds": list(FOLD_SEEDS),
@@ -263,6 +261,17 @@ def cross_fit(
         },
     }
     return out, per_seed, info
+
+
+def _top(auc: dict[str, float]) -> tuple[str, str]:
+    """The highest-scoring ceiling and the better Pareto/NBD score, by ROC-AUC."""
+    return max(CEILINGS, key=lambda n: auc[n]), max(PN_FEATURES, key=lambda n: auc[n])
+
+
+def _favoured(leads: dict[str, Any], pn: str) -> str:
+    """The ceiling most in the target's favour: the highest lower bound of its lead over
+    ``pn``."""
+    return max(CEILINGS, key=lambda n: leads[f"{n}_vs_{pn}"]["roc_auc"]["ci95"][0])
 
 
 def compare(y: np.ndarray, scores: dict[str, np.ndarray], a: str, b: str, n: int) -> dict:
@@ -324,11 +333,9 @@ def run(resamples: int, chosen: dict[str, tuple[dt.date, int]]) -> dict[str, Any
                 for b in ("pn_expected", "pn_no_purchase")
             }
             auc = {n: m["roc_auc"] for n, m in point.items()}
-            best = max(CEILINGS, key=lambda n: auc[n])
-            pn = max(PN_FEATURES, key=lambda n: auc[n])
+            best, pn = _top(auc)
             leads[f"model_vs_{best}"] = compare(y, scores, "model", best, resamples)
-            # the ceiling most in the target's favour (highest lower bound), as the verdict
-            favour = max(CEILINGS, key=lambda n: leads[f"{n}_vs_{pn}"]["roc_auc"]["ci95"][0])
+            favour = _favoured(leads, pn)
             seed_check = [
                 paired_bootstrap_ci(y, scores[favour], scores[pn], "roc_auc", resamples, seed)[1:]
                 for seed in range(B.BOOTSTRAP_SEED, B.BOOTSTRAP_SEED + SEED_CHECKS)
@@ -477,8 +484,7 @@ def pseudo_section(res: dict[str, Any]) -> list[str]:
     gaps = []
     for w in res["windows"].values():
         auc = {n: m["roc_auc"] for n, m in w["metrics"].items()}
-        best = max(CEILINGS, key=lambda n: auc[n])
-        pn = max(PN_FEATURES, key=lambda n: auc[n])
+        best, pn = _top(auc)
         gap = w["leads"][f"model_vs_{best}"]["roc_auc"]
         gaps.append(gap)
         lines.append(
@@ -537,12 +543,10 @@ def verdict(res: dict[str, Any]) -> list[str]:
     lines = ["## What it says", ""]
     for label, w in _windows(res):
         auc = {n: m["roc_auc"] for n, m in w["metrics"].items()}
-        pn = max(("pn_expected", "pn_no_purchase"), key=lambda n: auc[n])
-        # the ceiling most in the target's favour: the highest lower bound
-        best = max(CEILINGS, key=lambda n: w["leads"][f"{n}_vs_{pn}"]["roc_auc"]["ci95"][0])
+        top, pn = _top(auc)
+        best = _favoured(w["leads"], pn)
         lead = w["leads"][f"{best}_vs_{pn}"]["roc_auc"]
         shipped = w["leads"][f"model_vs_{pn}"]["roc_auc"]
-        top = max(CEILINGS, key=lambda n: auc[n])
         gap = w["leads"].get(f"model_vs_{top}", {}).get("roc_auc")
         spread = max(auc[n] for n in CEILINGS) - min(auc[n] for n in CEILINGS)
         # churnguard's own interval must clear 0: with its width here, that takes a point
